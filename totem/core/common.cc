@@ -1,0 +1,148 @@
+// Small shared pieces of the public vocabulary: names, ToString, and the
+// validation of the ring's protocol parameters.
+#include <algorithm>
+#include <string>
+
+#include "totem/config.h"
+#include "totem/core/output.h"
+#include "totem/counters.h"
+#include "totem/status.h"
+#include "totem/types.h"
+
+namespace totem {
+
+std::string RingId::ToString() const {
+  return std::to_string(rep) + ":" + std::to_string(seq);
+}
+
+const char* GuaranteeName(Guarantee g) {
+  switch (g) {
+    case Guarantee::kAgreed: return "agreed";
+    case Guarantee::kSafe: return "safe";
+  }
+  return "unknown";
+}
+
+const char* StatusCodeName(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return "OK";
+    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
+    case StatusCode::kWouldBlock: return "WOULD_BLOCK";
+    case StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
+    case StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
+    case StatusCode::kIoError: return "IO_ERROR";
+    case StatusCode::kUnavailable: return "UNAVAILABLE";
+    case StatusCode::kInternal: return "INTERNAL";
+  }
+  return "UNKNOWN";
+}
+
+std::string Status::ToString() const {
+  if (ok()) return "OK";
+  return std::string(StatusCodeName(code_)) + ": " + message_;
+}
+
+std::string Counters::ToString() const {
+  std::string s;
+  auto add = [&s](const char* name, uint64_t v) {
+    if (!s.empty()) s += ' ';
+    s += name;
+    s += '=';
+    s += std::to_string(v);
+  };
+  add("messages_submitted", messages_submitted);
+  add("bytes_submitted", bytes_submitted);
+  add("submits_would_block", submits_would_block);
+  add("messages_delivered", messages_delivered);
+  add("bytes_delivered", bytes_delivered);
+  add("safe_messages_delivered", safe_messages_delivered);
+  add("frames_sent", frames_sent);
+  add("frames_received", frames_received);
+  add("retransmissions_sent", retransmissions_sent);
+  add("retransmit_requests", retransmit_requests);
+  add("token_rotations", token_rotations);
+  add("tokens_retransmitted", tokens_retransmitted);
+  add("token_holds", token_holds);
+  add("fragments_sent", fragments_sent);
+  add("drop_malformed", drop_malformed);
+  add("drop_bad_version", drop_bad_version);
+  add("drop_auth", drop_auth);
+  add("drop_foreign_ring", drop_foreign_ring);
+  add("drop_duplicate_token", drop_duplicate_token);
+  add("drop_duplicate_frame", drop_duplicate_frame);
+  add("drop_out_of_window", drop_out_of_window);
+  add("drop_bad_fragment", drop_bad_fragment);
+  add("drop_unknown_sender", drop_unknown_sender);
+  add("datagrams_sent", datagrams_sent);
+  add("datagrams_received", datagrams_received);
+  add("send_errors", send_errors);
+  return s;
+}
+
+Status RingConfig::Validate() const {
+  auto bad = [](const std::string& m) { return InvalidArgument("ring config: " + m); };
+  if (node_id == kNoNode) return bad("node_id must be non-zero");
+  if (members.empty()) return bad("members must list at least this node");
+  if (members.size() > 256) return bad("members: at most 256 processors per ring");
+  std::vector<NodeId> sorted = members;
+  std::sort(sorted.begin(), sorted.end());
+  if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+    return bad("members contains a duplicate node id");
+  }
+  if (sorted.front() == kNoNode) return bad("members: node id 0 is reserved");
+  if (!std::binary_search(sorted.begin(), sorted.end(), node_id)) {
+    return bad("node_id " + std::to_string(node_id) + " is not in members");
+  }
+  if (window_size == 0) return bad("window_size must be at least 1");
+  if (max_messages_per_visit == 0) return bad("max_messages_per_visit must be at least 1");
+  if (max_messages_per_visit > window_size) {
+    return bad("max_messages_per_visit (" + std::to_string(max_messages_per_visit) +
+               ") must not exceed window_size (" + std::to_string(window_size) + ")");
+  }
+  if (max_frame_bytes < 128 || max_frame_bytes > 65000) {
+    return bad("max_frame_bytes must be in [128, 65000], got " + std::to_string(max_frame_bytes));
+  }
+  if (max_message_bytes == 0 || max_message_bytes > (64u << 20)) {
+    return bad("max_message_bytes must be in [1, 64 MiB]");
+  }
+  if (max_pending_bytes < max_message_bytes) {
+    return bad("max_pending_bytes must be at least max_message_bytes");
+  }
+  if (receive_buffer_frames < 64 || (receive_buffer_frames & (receive_buffer_frames - 1)) != 0 ||
+      receive_buffer_frames > (1u << 22)) {
+    return bad("receive_buffer_frames must be a power of two in [64, 4194304]");
+  }
+  if (static_cast<uint64_t>(window_size) * 4 > receive_buffer_frames) {
+    return bad("receive_buffer_frames (" + std::to_string(receive_buffer_frames) +
+               ") must be at least 4 x window_size (" + std::to_string(window_size) + ")");
+  }
+  // A token must fit in one frame: header + fixed part + 8 bytes per request.
+  const uint64_t token_bytes = 24 + 38 + 8ull * max_rtr_entries;
+  if (max_rtr_entries == 0 || token_bytes > max_frame_bytes) {
+    return bad("max_rtr_entries must be at least 1 and the token (" + std::to_string(token_bytes) +
+               " bytes) must fit in max_frame_bytes");
+  }
+  if (token_retransmit_us < 100) return bad("token_retransmit_us must be at least 100");
+  if (idle_rotations_before_hold != 0) {
+    if (idle_rotations_before_hold < 3) {
+      return bad("idle_rotations_before_hold must be 0 (never hold) or at least 3");
+    }
+    if (token_hold_us == 0 || token_hold_us >= token_retransmit_us) {
+      return bad("token_hold_us must be in (0, token_retransmit_us)");
+    }
+  }
+  return Status::Ok();
+}
+
+namespace core {
+const char* TimerName(TimerId id) {
+  switch (id) {
+    case TimerId::kTokenRetransmit: return "token_retransmit";
+    case TimerId::kTokenHold: return "token_hold";
+    case TimerId::kCount: break;
+  }
+  return "unknown";
+}
+}  // namespace core
+
+}  // namespace totem
