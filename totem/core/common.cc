@@ -117,7 +117,7 @@ Status RingConfig::Validate() const {
                ") must be at least 4 x window_size (" + std::to_string(window_size) + ")");
   }
   // A token must fit in one frame: header + fixed part + 8 bytes per request.
-  const uint64_t token_bytes = 24 + 38 + 8ull * max_rtr_entries;
+  const uint64_t token_bytes = 20 + 38 + 8ull * max_rtr_entries;
   if (max_rtr_entries == 0 || token_bytes > max_frame_bytes) {
     return bad("max_rtr_entries must be at least 1 and the token (" + std::to_string(token_bytes) +
                " bytes) must fit in max_frame_bytes");

@@ -3,7 +3,7 @@
 // swapping), and decoders that bounds-check every field before the protocol
 // sees it. Authentication is added outside the core by the transport.
 //
-// Header (24 bytes): magic u16 "TK" | version u8 | type u8 | sender u32 |
+// Header (20 bytes): magic u16 "TK" | version u8 | type u8 | sender u32 |
 //                    ring rep u32 | ring seq u64
 // Token body:        token_seq u64 | seq u64 | aru u64 | aru_id u32 | fcc u32 |
 //                    backlog u32 | rtr_count u16 | rtr_count x seq u64
@@ -24,7 +24,7 @@ namespace totem::core {
 
 inline constexpr uint16_t kMagic = 0x4B54;  // bytes 'T','K' on the wire
 inline constexpr uint8_t kWireVersion = 1;
-inline constexpr size_t kHeaderBytes = 24;
+inline constexpr size_t kHeaderBytes = 20;
 inline constexpr size_t kTokenFixedBytes = 8 + 8 + 8 + 4 + 4 + 4 + 2;
 inline constexpr size_t kDataFixedBytes = 8 + 1 + 1 + 2;
 inline constexpr size_t kChunkHeaderBytes = 4;

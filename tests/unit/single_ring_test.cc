@@ -1,0 +1,281 @@
+// The single-ring protocol driven packet by packet: total order, agreed
+// delivery never past a gap, safe delivery only once every member has the
+// frame, retransmission requests, duplicate tokens, token retransmission,
+// flow control, the receive-buffer bound and the idle token hold.
+#include "totem/core/single_ring.h"
+
+#include <gtest/gtest.h>
+
+#include "fake_ring.h"
+
+namespace totem::testing {
+namespace {
+
+using core::TimerId;
+
+std::vector<std::string> Payloads(const std::vector<Delivered>& d) {
+  std::vector<std::string> out;
+  for (const auto& x : d) out.push_back(x.payload);
+  return out;
+}
+
+void NoHold(RingConfig& c) { c.idle_rotations_before_hold = 0; }
+
+TEST(SingleRing, Start_DeliversRegularConfigurationWithAllMembers) {
+  FakeRing net({3, 1, 2}, NoHold);
+  net.StartAll();
+  for (NodeId id : {1u, 2u, 3u}) {
+    ASSERT_EQ(net.configs(id).size(), 1u);
+    const auto& c = net.configs(id)[0];
+    EXPECT_EQ(c.kind, ConfigurationKind::kRegular);
+    EXPECT_EQ(c.id, (RingId{1, 1}));
+    EXPECT_EQ(c.members, (std::vector<NodeId>{1, 2, 3}));
+    EXPECT_EQ(net.ring(id).ring_id(), (RingId{1, 1}));
+  }
+  // Only the representative sent the first token.
+  ASSERT_EQ(net.queue().size(), 1u);
+  EXPECT_EQ(net.queue().front().from, 1u);
+  EXPECT_EQ(net.queue().front().to, 2u);
+}
+
+TEST(SingleRing, AllNodesDeliverTheSameTotalOrder) {
+  FakeRing net({1, 2, 3}, NoHold);
+  net.StartAll();
+  for (int i = 0; i < 30; ++i) {
+    NodeId id = 1 + i % 3;
+    ASSERT_TRUE(net.Submit(id, "m" + std::to_string(i), i % 4 == 0 ? Guarantee::kSafe
+                                                                  : Guarantee::kAgreed)
+                    .ok());
+  }
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(3).size() == 30 &&
+                                        net.delivered(1).size() == 30 &&
+                                        net.delivered(2).size() == 30; }));
+  EXPECT_EQ(Payloads(net.delivered(1)), Payloads(net.delivered(2)));
+  EXPECT_EQ(Payloads(net.delivered(1)), Payloads(net.delivered(3)));
+  for (const auto& d : net.delivered(2)) EXPECT_EQ(d.payload[0], 'm');
+  // Per-sender FIFO.
+  for (NodeId s : {1u, 2u, 3u}) {
+    int last = -1;
+    for (const auto& d : net.delivered(1)) {
+      if (d.sender != s) continue;
+      int i = std::stoi(d.payload.substr(1));
+      EXPECT_GT(i, last);
+      last = i;
+    }
+  }
+}
+
+TEST(SingleRing, AgreedDeliveryNeverPassesAGapAndGapsAreRetransmitted) {
+  FakeRing net({1, 2, 3}, NoHold);
+  net.StartAll();
+  ASSERT_TRUE(net.Submit(1, "first").ok());
+  ASSERT_TRUE(net.Submit(1, "second").ok());
+  // Node 1 holds the token after Start? No: it forwarded it. Run until node 1
+  // has broadcast both frames, dropping the first data frame for node 3.
+  bool dropped = false;
+  auto drop = [&](const Packet& p, NodeId to) {
+    if (!dropped && !p.is_token() && p.from == 1 && to == 3) {
+      dropped = true;
+      return true;
+    }
+    return false;
+  };
+  // Step until node 3 received something past the gap.
+  ASSERT_TRUE(net.RunUntil([&] { return net.ring(3).high_seq_received() >= 1 && dropped; }, 1000,
+                           drop));
+  // Node 3 must not have delivered anything past its gap.
+  for (const auto& d : net.delivered(3)) EXPECT_LE(d.frame_seq, net.ring(3).aru());
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(3).size() == 2; }, 10000));
+  EXPECT_EQ(Payloads(net.delivered(3)), (std::vector<std::string>{"first", "second"}));
+  EXPECT_GT(net.ring(3).counters().retransmit_requests, 0u);
+  EXPECT_GT(net.ring(1).counters().retransmissions_sent + net.ring(2).counters().retransmissions_sent,
+            0u);
+}
+
+TEST(SingleRing, SafeDeliveryWaitsUntilEveryMemberHasTheFrame) {
+  FakeRing net({1, 2, 3}, NoHold);
+  net.StartAll();
+  ASSERT_TRUE(net.Submit(2, "safe-one", Guarantee::kSafe).ok());
+  // Withhold every data frame from node 3 for a while.
+  bool block = true;
+  auto drop = [&](const Packet& p, NodeId to) { return block && !p.is_token() && to == 3; };
+  for (int i = 0; i < 200; ++i) net.Step(drop);
+  EXPECT_FALSE(net.ring(3).HasReceived(1));
+  EXPECT_TRUE(net.ring(2).HasReceived(1));
+  EXPECT_TRUE(net.delivered(1).empty());
+  EXPECT_TRUE(net.delivered(2).empty());
+  EXPECT_EQ(net.ring(1).safe_up_to(), 0u);
+  block = false;
+  ASSERT_TRUE(net.RunUntil([&] {
+    return net.delivered(1).size() == 1 && net.delivered(2).size() == 1 &&
+           net.delivered(3).size() == 1;
+  }));
+  for (NodeId id : {1u, 2u, 3u}) EXPECT_EQ(net.delivered(id)[0].guarantee, Guarantee::kSafe);
+}
+
+TEST(SingleRing, SafeFrameHoldsBackLaterAgreedFrames) {
+  FakeRing net({1, 2}, NoHold);
+  net.StartAll();
+  ASSERT_TRUE(net.Submit(2, "s", Guarantee::kSafe).ok());
+  // Step until node 2 broadcast the frame (its first visit).
+  ASSERT_TRUE(net.RunUntil([&] { return net.ring(1).HasReceived(1); }));
+  ASSERT_TRUE(net.Submit(1, "a", Guarantee::kAgreed).ok());
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(1).size() == 2; }));
+  EXPECT_EQ(Payloads(net.delivered(1)), (std::vector<std::string>{"s", "a"}));
+}
+
+TEST(SingleRing, DuplicateTokensAreDiscarded) {
+  FakeRing net({1, 2, 3}, NoHold);
+  net.StartAll();
+  Packet token = net.queue().front();
+  net.Step();
+  EXPECT_EQ(net.ring(2).counters().token_rotations, 1u);
+  net.queue().push_back(token);  // the same token again
+  net.queue().pop_front();       // drop node 2's forward so the queue holds only the duplicate
+  net.Step();
+  EXPECT_EQ(net.ring(2).counters().drop_duplicate_token, 1u);
+  EXPECT_EQ(net.ring(2).counters().token_rotations, 1u);
+}
+
+TEST(SingleRing, LostTokenIsRetransmittedByTheSender) {
+  FakeRing net({1, 2, 3}, NoHold);
+  net.StartAll();
+  ASSERT_TRUE(net.timer_armed(1, TimerId::kTokenRetransmit));
+  net.queue().clear();  // the token to node 2 is lost
+  net.Fire(1, TimerId::kTokenRetransmit);
+  EXPECT_EQ(net.ring(1).counters().tokens_retransmitted, 1u);
+  ASSERT_EQ(net.queue().size(), 1u);
+  EXPECT_EQ(net.queue().front().to, 2u);
+  ASSERT_TRUE(net.Submit(3, "after-loss").ok());
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(1).size() == 1; }));
+}
+
+TEST(SingleRing, FlowControlLimitsFramesPerVisit) {
+  FakeRing net({1, 2}, [](RingConfig& c) {
+    NoHold(c);
+    c.packing = false;
+    c.window_size = 20;
+    c.max_messages_per_visit = 5;
+    c.receive_buffer_frames = 128;
+  });
+  net.StartAll();
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(net.Submit(2, "x" + std::to_string(i)).ok());
+  // Count data frames between consecutive tokens from node 2.
+  int max_run = 0, run = 0;
+  for (int i = 0; i < 5000 && net.delivered(1).size() < 50; ++i) {
+    if (net.queue().empty()) break;
+    const Packet& p = net.queue().front();
+    if (p.from == 2) {
+      if (p.is_token()) {
+        max_run = std::max(max_run, run);
+        run = 0;
+      } else {
+        ++run;
+      }
+    }
+    net.Step();
+  }
+  EXPECT_EQ(net.delivered(1).size(), 50u);
+  EXPECT_EQ(max_run, 5);
+}
+
+TEST(SingleRing, BufferBoundStopsNewFramesWhileAMemberLags) {
+  FakeRing net({1, 2, 3}, [](RingConfig& c) {
+    NoHold(c);
+    c.packing = false;
+    c.window_size = 16;
+    c.max_messages_per_visit = 16;
+    c.receive_buffer_frames = 64;
+  });
+  net.StartAll();
+  for (int i = 0; i < 200; ++i) ASSERT_TRUE(net.Submit(1, "m" + std::to_string(i)).ok());
+  // Node 3 receives no data at all: nothing can become safe, so nobody may
+  // run more than the buffer allows past what node 3 has.
+  auto drop = [](const Packet& p, NodeId to) { return !p.is_token() && to == 3; };
+  for (int i = 0; i < 5000; ++i) net.Step(drop);
+  EXPECT_LE(net.ring(1).high_seq_received(), 64u);
+  EXPECT_LE(net.ring(1).buffered_frames(), 64u);
+  EXPECT_GT(net.ring(3).counters().retransmit_requests, 0u);
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(3).size() == 200; }, 200000));
+  EXPECT_EQ(Payloads(net.delivered(3)), Payloads(net.delivered(1)));
+}
+
+TEST(SingleRing, IdleRepresentativeHoldsTokenAndHoldCancelReleasesIt) {
+  FakeRing net({1, 2, 3});
+  net.StartAll();
+  ASSERT_TRUE(net.RunUntil([&] { return net.ring(1).holding_token(); }, 1000));
+  EXPECT_TRUE(net.queue().empty());
+  EXPECT_TRUE(net.timer_armed(1, TimerId::kTokenHold));
+  EXPECT_EQ(net.ring(1).counters().token_holds, 1u);
+  // A submit on node 3 multicasts a HoldCancel; node 1 releases the token.
+  ASSERT_TRUE(net.Submit(3, "wake").ok());
+  ASSERT_EQ(net.queue().size(), 1u);
+  net.Step();
+  EXPECT_FALSE(net.ring(1).holding_token());
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(1).size() == 1; }, 100));
+  // The hold timer also releases it.
+  ASSERT_TRUE(net.RunUntil([&] { return net.ring(1).holding_token(); }, 1000));
+  net.Fire(1, TimerId::kTokenHold);
+  EXPECT_FALSE(net.ring(1).holding_token());
+}
+
+TEST(SingleRing, RepresentativeSubmitWhileHoldingSendsAtOnce) {
+  FakeRing net({1, 2});
+  net.StartAll();
+  ASSERT_TRUE(net.RunUntil([&] { return net.ring(1).holding_token(); }, 1000));
+  ASSERT_TRUE(net.Submit(1, "mine").ok());
+  EXPECT_FALSE(net.ring(1).holding_token());
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(2).size() == 1; }, 100));
+}
+
+TEST(SingleRing, SingleNodeRingDeliversItsOwnMessages) {
+  FakeRing net({7}, NoHold);
+  net.StartAll();
+  ASSERT_TRUE(net.Submit(7, "solo", Guarantee::kSafe).ok());
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(7).size() == 1; }, 100));
+  EXPECT_EQ(net.delivered(7)[0].payload, "solo");
+}
+
+TEST(SingleRing, ForeignAndBogusFramesAreCountedAndDropped) {
+  FakeRing net({1, 2}, NoHold);
+  net.StartAll();
+  std::vector<uint8_t> buf;
+  core::EncodeHoldCancel(2, RingId{1, 99}, buf);  // another ring
+  auto& r = net.ring(1);
+  struct Null : core::Output {
+    void Unicast(NodeId, std::span<const uint8_t>) override {}
+    void Multicast(std::span<const uint8_t>) override {}
+    void SetTimer(TimerId, uint64_t) override {}
+    void CancelTimer(TimerId) override {}
+    void Deliver(const Delivery&) override {}
+    void DeliverConfiguration(const ConfigurationEvent&) override {}
+  } null;
+  r.HandleFrame(buf, 0, null);
+  EXPECT_EQ(r.counters().drop_foreign_ring, 1u);
+  core::EncodeHoldCancel(9, RingId{1, 1}, buf);  // not a member
+  r.HandleFrame(buf, 0, null);
+  EXPECT_EQ(r.counters().drop_unknown_sender, 1u);
+  buf = {'T', 'K'};
+  r.HandleFrame(buf, 0, null);
+  EXPECT_EQ(r.counters().drop_malformed, 1u);
+  buf = {'X', 'X', 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  r.HandleFrame(buf, 0, null);
+  EXPECT_EQ(r.counters().drop_bad_version, 1u);
+}
+
+TEST(SingleRing, SubmitErrors) {
+  FakeRing net({1, 2}, [](RingConfig& c) {
+    NoHold(c);
+    c.max_message_bytes = 100;
+    c.max_pending_bytes = 250;
+  });
+  net.StartAll();
+  EXPECT_EQ(net.Submit(2, std::string(101, 'x')).code(), StatusCode::kResourceExhausted);
+  EXPECT_TRUE(net.Submit(2, std::string(100, 'x')).ok());
+  EXPECT_TRUE(net.Submit(2, std::string(100, 'x')).ok());
+  EXPECT_EQ(net.Submit(2, std::string(100, 'x')).code(), StatusCode::kWouldBlock);
+  EXPECT_EQ(net.ring(2).counters().submits_would_block, 1u);
+}
+
+}  // namespace
+}  // namespace totem::testing
