@@ -219,6 +219,24 @@ TEST(SingleRing, IdleRepresentativeHoldsTokenAndHoldCancelReleasesIt) {
   EXPECT_FALSE(net.ring(1).holding_token());
 }
 
+TEST(SingleRing, HoldCancelThatOvertakesTheTokenPreventsTheHold) {
+  FakeRing net({1, 2, 3});
+  net.StartAll();
+  ASSERT_TRUE(net.RunUntil([&] { return net.ring(1).holding_token(); }, 1000));
+  net.Fire(1, TimerId::kTokenHold);  // token moves on: 1 -> 2
+  ASSERT_EQ(net.queue().size(), 1u);
+  net.Step();  // node 2 forwards to 3
+  net.Step();  // node 3 forwards to 1; the token is now in flight to 1
+  ASSERT_EQ(net.queue().size(), 1u);
+  ASSERT_TRUE(net.Submit(2, "late").ok());  // node 2's cancel is queued behind the token
+  ASSERT_EQ(net.queue().size(), 2u);
+  std::swap(net.queue().front(), net.queue().back());  // ... and overtakes it
+  net.Step();                                          // node 1 sees the cancel, not holding
+  net.Step();                                          // then the token: must not hold
+  EXPECT_FALSE(net.ring(1).holding_token());
+  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(1).size() == 1; }, 100));
+}
+
 TEST(SingleRing, RepresentativeSubmitWhileHoldingSendsAtOnce) {
   FakeRing net({1, 2});
   net.StartAll();

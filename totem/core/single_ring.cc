@@ -144,7 +144,7 @@ void SingleRing::HandleToken(const Header& h, Reader& r, uint64_t /*now_us*/, Ou
   const Token& t = token_;
   const bool idle_token = t.seq == last_visit_seq_ && t.rtr.empty() && t.aru == t.seq &&
                           t.backlog == 0 && packer_.empty();
-  if (is_rep_ && config_.idle_rotations_before_hold != 0 && idle_token &&
+  if (is_rep_ && config_.idle_rotations_before_hold != 0 && idle_token && !cancel_seen_ &&
       idle_rotations_ >= config_.idle_rotations_before_hold) {
     holding_ = true;
     ++counters_.token_holds;
@@ -244,6 +244,7 @@ void SingleRing::VisitToken(Output& out) {
   idle_rotations_ = idle ? idle_rotations_ + 1 : 0;
   last_visit_seq_ = t.seq;
   cancel_sent_ = false;
+  cancel_seen_ = false;
 
   // 7. Forward, then deliver (the successor starts its visit meanwhile).
   ++t.token_seq;
@@ -280,7 +281,11 @@ void SingleRing::HandleData(const Header& h, Reader& r, std::span<const uint8_t>
 }
 
 void SingleRing::HandleHoldCancel(const Header& /*h*/, Output& out) {
-  if (!holding_) return;
+  if (!holding_) {
+    // The cancel overtook the token on its way here: do not hold it then.
+    cancel_seen_ = true;
+    return;
+  }
   holding_ = false;
   out.CancelTimer(TimerId::kTokenHold);
   VisitToken(out);

@@ -132,6 +132,7 @@ class SingleRing {
   uint32_t idle_rotations_ = 0;         // consecutive visits that saw nothing new
   bool holding_ = false;                // representative keeps an idle token
   bool cancel_sent_ = false;            // HoldCancel sent since our last visit
+  bool cancel_seen_ = false;            // HoldCancel received while not holding (a race)
 
   std::vector<uint8_t> scratch_;        // frame being built
 
