@@ -53,6 +53,7 @@ class FakeRing {
   const std::vector<Delivered>& delivered(NodeId id) { return nodes_.at(id).delivered; }
   std::vector<ConfigurationEvent>& configs(NodeId id) { return nodes_.at(id).configs; }
   bool timer_armed(NodeId id, core::TimerId t) { return nodes_.at(id).timers[static_cast<int>(t)]; }
+  uint64_t timer_delay(NodeId id, core::TimerId t) { return nodes_.at(id).delays[static_cast<int>(t)]; }
 
   Status Submit(NodeId id, const std::string& payload, Guarantee g = Guarantee::kAgreed) {
     auto& n = nodes_.at(id);
@@ -116,8 +117,9 @@ class FakeRing {
     void Multicast(std::span<const uint8_t> f) override {
       net_->queue_.push_back(Packet{id_, kNoNode, {f.begin(), f.end()}});
     }
-    void SetTimer(core::TimerId t, uint64_t) override {
+    void SetTimer(core::TimerId t, uint64_t delay_us) override {
       net_->nodes_.at(id_).timers[static_cast<int>(t)] = true;
+      net_->nodes_.at(id_).delays[static_cast<int>(t)] = delay_us;
     }
     void CancelTimer(core::TimerId t) override {
       net_->nodes_.at(id_).timers[static_cast<int>(t)] = false;
@@ -139,6 +141,7 @@ class FakeRing {
     std::unique_ptr<Out> out;
     std::unique_ptr<core::SingleRing> ring;
     bool timers[static_cast<int>(core::TimerId::kCount)] = {};
+    uint64_t delays[static_cast<int>(core::TimerId::kCount)] = {};
     std::vector<Delivered> delivered;
     std::vector<ConfigurationEvent> configs;
   };

@@ -146,6 +146,14 @@ TEST(SingleRing, LostTokenIsRetransmittedByTheSender) {
   EXPECT_EQ(net.ring(1).counters().tokens_retransmitted, 1u);
   ASSERT_EQ(net.queue().size(), 1u);
   EXPECT_EQ(net.queue().front().to, 2u);
+  // Repeated loss backs off: 2x, 4x, then capped at 8x the base interval.
+  const uint64_t base = RingConfig{}.token_retransmit_us;
+  EXPECT_EQ(net.timer_delay(1, TimerId::kTokenRetransmit), 2 * base);
+  for (uint64_t want : {4 * base, 8 * base, 8 * base}) {
+    net.queue().clear();
+    net.Fire(1, TimerId::kTokenRetransmit);
+    EXPECT_EQ(net.timer_delay(1, TimerId::kTokenRetransmit), want);
+  }
   ASSERT_TRUE(net.Submit(3, "after-loss").ok());
   ASSERT_TRUE(net.RunUntil([&] { return net.delivered(1).size() == 1; }));
 }

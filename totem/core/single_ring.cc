@@ -207,8 +207,10 @@ void SingleRing::VisitToken(Output& out) {
     }
   }
 
-  // 3. Request what this node is missing.
-  const uint64_t request_limit = std::min<uint64_t>(t.seq, released_ + buffer_.size());
+  // 3. Request what this node is missing: frames assigned before its
+  //    previous visit (a full rotation ago), not ones that may still be on
+  //    their way behind the token.
+  const uint64_t request_limit = std::min<uint64_t>(last_visit_seq_, released_ + buffer_.size());
   for (uint64_t s = my_aru_ + 1; s <= request_limit && t.rtr.size() < config_.max_rtr_entries;
        ++s) {
     if (HasReceived(s)) continue;
@@ -256,6 +258,7 @@ void SingleRing::VisitToken(Output& out) {
 void SingleRing::ForwardToken(Output& out) {
   EncodeToken(config_.node_id, token_, last_token_);
   out.Unicast(next_, last_token_);
+  retransmit_backoff_ = 1;
   out.SetTimer(TimerId::kTokenRetransmit, config_.token_retransmit_us);
 }
 
@@ -297,7 +300,9 @@ void SingleRing::HandleTimer(TimerId id, uint64_t /*now_us*/, Output& out) {
       if (!last_token_.empty() && !holding_) {
         out.Unicast(next_, last_token_);
         ++counters_.tokens_retransmitted;
-        out.SetTimer(TimerId::kTokenRetransmit, config_.token_retransmit_us);
+        retransmit_backoff_ = std::min<uint32_t>(retransmit_backoff_ * 2, 8);
+        out.SetTimer(TimerId::kTokenRetransmit,
+                     static_cast<uint64_t>(config_.token_retransmit_us) * retransmit_backoff_);
       }
       break;
     case TimerId::kTokenHold:

@@ -18,6 +18,10 @@
 //  - Flow control follows the paper (window per rotation, max per visit,
 //    share by backlog) plus a bound that keeps new sequence numbers inside
 //    every member's receive buffer, as corosync's fcc_rtr_limit does.
+//  - A gap is requested only once it has had a whole rotation to arrive
+//    (its seq was assigned before this node's previous visit), so a frame
+//    that is merely late behind the token is not retransmitted for nothing.
+//  - Token retransmission backs off (x2 per retransmission, up to x8).
 //  - Token hold (a corosync idea): on an idle ring the representative keeps
 //    the token for token_hold_us instead of spinning it; a member with
 //    something to send multicasts a HoldCancel and the token moves at once.
@@ -129,6 +133,7 @@ class SingleRing {
   uint32_t my_fcc_ = 0;                 // this node's contribution to token.fcc
   uint32_t my_backlog_ = 0;             // this node's contribution to token.backlog
   uint64_t last_visit_seq_ = 0;         // token.seq when this node last forwarded it
+  uint32_t retransmit_backoff_ = 1;     // multiplier of token_retransmit_us, doubles to 8
   uint32_t idle_rotations_ = 0;         // consecutive visits that saw nothing new
   bool holding_ = false;                // representative keeps an idle token
   bool cancel_sent_ = false;            // HoldCancel sent since our last visit
