@@ -1,0 +1,400 @@
+// totem::Node (node.h): one Boost.Asio io_context on a dedicated thread
+// drives one pure core::SingleRing. This file is the glue: it implements the
+// core's Output with the UDP transport (udp_transport.h) and timers, feeds
+// submissions from any thread into the core, and publishes counters and
+// back-pressure to other threads.
+//
+// Design notes:
+//  - Submissions land in a mutex-protected intake (one byte buffer plus
+//    records, double-buffered so capacity is reused); a drain is posted to
+//    the I/O thread only when the intake goes from empty to non-empty, so a
+//    burst of Submits costs one post.
+//  - The queue bound covers everything accepted and not yet sent by the core
+//    (intake + I/O-side leftovers + core pending bytes). `queued_bytes_` is
+//    recomputed exactly after every unit of I/O-thread work.
+//  - WaitWritable waits for the queue to fall to half of max_pending_bytes
+//    (or low enough for the last refused message), so writers refill in
+//    bulk instead of waking for every freed frame.
+//  - Timers are lazy: each core::TimerId has a deadline, and one asio timer
+//    is armed for the earliest. Re-arming a timer to a later deadline (the
+//    token retransmit timer at every visit) touches no syscall; an early
+//    wake-up just re-arms.
+//  - GetCounters from another thread asks the I/O thread for a copy, so the
+//    snapshot is consistent and current; after Stop it returns the final one.
+#include <openssl/crypto.h>
+
+#include <array>
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "totem/core/output.h"
+#include "totem/core/single_ring.h"
+#include "totem/node.h"
+#include "udp_transport.h"
+
+namespace totem {
+
+namespace {
+
+namespace asio = boost::asio;
+using core::TimerId;
+using runtime::UdpTransport;
+
+constexpr uint64_t kNever = std::numeric_limits<uint64_t>::max();
+constexpr size_t kTimerCount = static_cast<size_t>(TimerId::kCount);
+
+uint64_t NowUs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+class NodeImpl;
+// The node whose I/O thread this is (nullptr on other threads).
+thread_local const NodeImpl* tls_io_node = nullptr;
+
+class NodeImpl final : public Node, private core::Output, private UdpTransport::Receiver {
+ public:
+  NodeImpl(const NodeConfig& config, Callbacks callbacks)
+      : config_(config),
+        callbacks_(std::move(callbacks)),
+        io_(1),
+        work_(asio::make_work_guard(io_)),
+        timer_(io_),
+        core_(config.ring) {
+    deadlines_.fill(kNever);
+  }
+
+  ~NodeImpl() override { Stop(); }
+
+  Status Open(std::string_view key) {
+    StatusOr<std::unique_ptr<UdpTransport>> t =
+        UdpTransport::Open(io_, config_.transport, config_.ring.node_id, key);
+    if (!t.ok()) return t.status();
+    transport_ = std::move(t).value();
+    return Status::Ok();
+  }
+
+  Status Launch() {
+    running_ = true;
+    asio::post(io_, [this] {
+      now_us_ = NowUs();
+      transport_->StartReceiving(this);
+      core_.Start(now_us_, *this);
+      AfterWork();
+    });
+    try {
+      thread_ = std::thread([this] { Run(); });
+    } catch (const std::exception& e) {
+      running_ = false;
+      return Status(StatusCode::kInternal, std::string("cannot start the I/O thread: ") + e.what());
+    }
+    return Status::Ok();
+  }
+
+  Status Submit(std::span<const uint8_t> data, Guarantee guarantee) override {
+    const RingConfig& ring = config_.ring;
+    if (data.size() > ring.max_message_bytes) {
+      return Status(StatusCode::kResourceExhausted,
+                    "message of " + std::to_string(data.size()) +
+                        " bytes exceeds ring.max_message_bytes=" +
+                        std::to_string(ring.max_message_bytes));
+    }
+    bool post = false;
+    {
+      std::lock_guard<std::mutex> lock(intake_mu_);
+      if (!running_) return Status(StatusCode::kUnavailable, "node is stopped");
+      if (queued_bytes_ != 0 && queued_bytes_ + data.size() > ring.max_pending_bytes) {
+        would_block_.fetch_add(1, std::memory_order_relaxed);
+        last_refused_bytes_ = data.size();
+        return Status(StatusCode::kWouldBlock, "submit queue full (ring.max_pending_bytes)");
+      }
+      intake_records_.push_back(
+          IntakeRecord{intake_bytes_.size(), static_cast<uint32_t>(data.size()), guarantee});
+      intake_bytes_.insert(intake_bytes_.end(), data.begin(), data.end());
+      queued_bytes_ += data.size();
+      last_refused_bytes_ = 0;
+      if (!drain_posted_) drain_posted_ = post = true;
+    }
+    if (post) {
+      asio::post(io_, [this] {
+        DrainIntake();
+        AfterWork();
+      });
+    }
+    return Status::Ok();
+  }
+
+  bool WaitWritable(std::chrono::milliseconds timeout) override {
+    std::unique_lock<std::mutex> lock(intake_mu_);
+    if (tls_io_node == this) return running_ && HasRoomLocked();  // never block the I/O thread
+    ++waiters_;
+    cv_.wait_for(lock, timeout, [this] { return !running_ || HasRoomLocked(); });
+    --waiters_;
+    return running_ && HasRoomLocked();
+  }
+
+  Counters GetCounters() const override {
+    if (tls_io_node == this) return ComputeCounters();
+    std::unique_lock<std::mutex> lock(counters_mu_);
+    if (counters_final_) return snapshot_;
+    const uint64_t ticket = ++counter_requests_;
+    asio::post(io_, [this, ticket] {
+      Counters c = ComputeCounters();
+      {
+        std::lock_guard<std::mutex> l(counters_mu_);
+        snapshot_ = c;
+        counters_served_ = std::max(counters_served_, ticket);
+      }
+      counters_cv_.notify_all();
+    });
+    counters_cv_.wait_for(lock, std::chrono::seconds(2),
+                          [&] { return counters_final_ || counters_served_ >= ticket; });
+    return snapshot_;
+  }
+
+  uint16_t bound_port() const override { return transport_->bound_port(); }
+
+  void Stop() override {
+    if (tls_io_node == this) {
+      std::fprintf(stderr, "totem: Node::Stop called from a callback (would deadlock)\n");
+      std::abort();
+    }
+    std::lock_guard<std::mutex> stop_lock(stop_mu_);
+    if (stopped_) return;
+    {
+      std::lock_guard<std::mutex> lock(intake_mu_);
+      running_ = false;
+    }
+    cv_.notify_all();
+    work_.reset();
+    io_.stop();
+    if (thread_.joinable()) thread_.join();
+    {
+      std::lock_guard<std::mutex> lock(counters_mu_);
+      if (transport_ != nullptr) snapshot_ = ComputeCounters();
+      counters_final_ = true;
+    }
+    counters_cv_.notify_all();
+    if (transport_ != nullptr) transport_->Close();
+    stopped_ = true;
+  }
+
+ private:
+  struct IntakeRecord {
+    size_t offset;
+    uint32_t len;
+    Guarantee guarantee;
+  };
+
+  void Run() {
+    tls_io_node = this;
+    try {
+      io_.run();
+    } catch (const std::exception& e) {
+      // Only application callbacks can throw here; a node cannot continue.
+      std::fprintf(stderr, "totem: node %u: exception on the I/O thread: %s\n",
+                   config_.ring.node_id, e.what());
+      std::abort();
+    }
+  }
+
+  // --- core::Output -------------------------------------------------------
+  void Unicast(NodeId to, std::span<const uint8_t> frame) override {
+    transport_->SendTo(to, frame);
+  }
+  void Multicast(std::span<const uint8_t> frame) override { transport_->SendToAll(frame); }
+
+  void SetTimer(TimerId id, uint64_t delay_us) override {
+    const uint64_t deadline = now_us_ + delay_us;
+    deadlines_[static_cast<size_t>(id)] = deadline;
+    if (deadline < armed_deadline_) ArmTimer(deadline);
+  }
+  void CancelTimer(TimerId id) override { deadlines_[static_cast<size_t>(id)] = kNever; }
+
+  void Deliver(const Delivery& delivery) override {
+    if (callbacks_.on_deliver) callbacks_.on_deliver(delivery);
+  }
+  void DeliverConfiguration(const ConfigurationEvent& event) override {
+    if (callbacks_.on_configuration) callbacks_.on_configuration(event);
+  }
+
+  // --- UdpTransport::Receiver ---------------------------------------------
+  void OnFrame(std::span<const uint8_t> frame) override {
+    now_us_ = NowUs();
+    core_.HandleFrame(frame, now_us_, *this);
+  }
+  void OnReceiveBatchDone() override { AfterWork(); }
+
+  // --- I/O thread internals -------------------------------------------------
+  void ArmTimer(uint64_t deadline) {
+    armed_deadline_ = deadline;
+    timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::microseconds(deadline)));
+    timer_.async_wait([this, generation = ++timer_generation_](const boost::system::error_code& ec) {
+      if (ec || generation != timer_generation_) return;
+      OnTimer();
+    });
+  }
+
+  void OnTimer() {
+    armed_deadline_ = kNever;
+    for (;;) {
+      now_us_ = NowUs();
+      size_t due = kTimerCount;
+      uint64_t earliest = kNever;
+      for (size_t i = 0; i < kTimerCount; ++i) {
+        if (deadlines_[i] <= now_us_ && deadlines_[i] < earliest) {
+          earliest = deadlines_[i];
+          due = i;
+        }
+      }
+      if (due == kTimerCount) break;
+      deadlines_[due] = kNever;
+      core_.HandleTimer(static_cast<TimerId>(due), now_us_, *this);
+    }
+    uint64_t next = kNever;
+    for (uint64_t d : deadlines_) next = std::min(next, d);
+    if (next != kNever && next < armed_deadline_) ArmTimer(next);
+    AfterWork();
+  }
+
+  // Moves submissions from the intake into the core, in submit order.
+  void DrainIntake() {
+    now_us_ = NowUs();
+    for (;;) {
+      if (io_next_ >= io_records_.size()) {
+        io_records_.clear();
+        io_bytes_.clear();
+        io_next_ = 0;
+        {
+          std::lock_guard<std::mutex> lock(intake_mu_);
+          io_records_.swap(intake_records_);
+          io_bytes_.swap(intake_bytes_);
+          drain_posted_ = false;
+        }
+        io_remaining_bytes_ = io_bytes_.size();
+        if (io_records_.empty()) return;
+      }
+      while (io_next_ < io_records_.size()) {
+        const IntakeRecord& r = io_records_[io_next_];
+        Status st = core_.Submit(std::span<const uint8_t>(io_bytes_.data() + r.offset, r.len),
+                                 r.guarantee, now_us_, *this);
+        // The intake bound makes the core's own refusal rare; if it happens,
+        // keep the message and retry after the next unit of work.
+        if (st.code() == StatusCode::kWouldBlock) return;
+        ++io_next_;
+        io_remaining_bytes_ -= r.len;
+      }
+    }
+  }
+
+  // Runs after every unit of I/O-thread work: retries refused submissions,
+  // recomputes the queue bound and wakes writers waiting for room.
+  void AfterWork() {
+    if (io_next_ < io_records_.size()) DrainIntake();
+    transport_->Flush();
+    const uint64_t core_pending = core_.pending_bytes();
+    bool notify = false;
+    {
+      std::lock_guard<std::mutex> lock(intake_mu_);
+      queued_bytes_ = intake_bytes_.size() + io_remaining_bytes_ + core_pending;
+      notify = waiters_ > 0 && HasRoomLocked();
+    }
+    if (notify) cv_.notify_all();
+  }
+
+  bool HasRoomLocked() const {
+    const uint64_t max = config_.ring.max_pending_bytes;
+    const uint64_t refused = std::min<uint64_t>(last_refused_bytes_, max);
+    return queued_bytes_ == 0 || queued_bytes_ <= std::min(max / 2, max - refused);
+  }
+
+  Counters ComputeCounters() const {
+    Counters c = core_.counters();
+    const runtime::TransportCounters& t = transport_->counters();
+    c.datagrams_sent += t.datagrams_sent;
+    c.datagrams_received += t.datagrams_received;
+    c.send_errors += t.send_errors;
+    c.drop_auth += t.drop_auth;
+    c.drop_malformed += t.drop_malformed;
+    c.submits_would_block += would_block_.load(std::memory_order_relaxed);
+    return c;
+  }
+
+  const NodeConfig config_;
+  const Callbacks callbacks_;
+
+  // Declared before everything that registers with it, destroyed last.
+  mutable asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  asio::steady_timer timer_;
+  std::unique_ptr<UdpTransport> transport_;
+  core::SingleRing core_;
+  std::thread thread_;
+
+  // I/O thread only.
+  uint64_t now_us_ = 0;
+  std::array<uint64_t, kTimerCount> deadlines_{};
+  uint64_t armed_deadline_ = kNever;
+  uint64_t timer_generation_ = 0;
+  std::vector<IntakeRecord> io_records_;
+  std::vector<uint8_t> io_bytes_;
+  size_t io_next_ = 0;
+  uint64_t io_remaining_bytes_ = 0;
+
+  // Intake, shared with submitters; guarded by intake_mu_.
+  mutable std::mutex intake_mu_;
+  std::condition_variable cv_;  // room in the queue, or stopped
+  std::vector<IntakeRecord> intake_records_;
+  std::vector<uint8_t> intake_bytes_;
+  uint64_t queued_bytes_ = 0;  // accepted and not yet sent by the core
+  uint64_t last_refused_bytes_ = 0;
+  bool drain_posted_ = false;
+  bool running_ = false;
+  int waiters_ = 0;
+  std::atomic<uint64_t> would_block_{0};
+
+  // Counter snapshots; guarded by counters_mu_.
+  mutable std::mutex counters_mu_;
+  mutable std::condition_variable counters_cv_;
+  mutable Counters snapshot_;
+  mutable uint64_t counter_requests_ = 0;
+  mutable uint64_t counters_served_ = 0;
+  bool counters_final_ = false;
+
+  std::mutex stop_mu_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config, Callbacks callbacks) {
+  if (Status st = config.Validate(); !st.ok()) return st;
+  std::string key = config.transport.key;
+  if (key.empty()) {
+    StatusOr<std::string> k = ReadKeyFile(config.transport.key_file);
+    if (!k.ok()) return k.status();
+    key = std::move(k).value();
+  }
+  auto node = std::make_unique<NodeImpl>(config, std::move(callbacks));
+  Status st = node->Open(key);
+  OPENSSL_cleanse(key.data(), key.size());
+  if (!st.ok()) return st;
+  if (st = node->Launch(); !st.ok()) return st;
+  return std::unique_ptr<Node>(std::move(node));
+}
+
+}  // namespace totem
