@@ -36,7 +36,7 @@ struct RingConfig {
   bool packing = true;
 
   uint32_t max_message_bytes = 1u << 20;     // largest application message
-  uint64_t max_pending_bytes = 16u << 20;    // bound of the submit queue
+  uint64_t max_pending_bytes = 2u << 20;     // bound of the submit queue (queueing latency under saturation grows with it)
   uint32_t receive_buffer_frames = 16384;    // retransmission / receive window, power of two
   uint32_t max_rtr_entries = 128;            // retransmission requests carried by a token
 
@@ -44,7 +44,7 @@ struct RingConfig {
   // until a newer one comes back; the idle representative holds the token
   // for `token_hold_us` once nothing has been sent for
   // `idle_rotations_before_hold` rotations (0 disables holding).
-  uint32_t token_retransmit_us = 10000;
+  uint32_t token_retransmit_us = 20000;
   uint32_t token_hold_us = 8000;
   uint32_t idle_rotations_before_hold = 8;
 
