@@ -158,6 +158,22 @@ TEST(SingleRing, LostTokenIsRetransmittedByTheSender) {
   ASSERT_TRUE(net.RunUntil([&] { return net.delivered(1).size() == 1; }));
 }
 
+TEST(SingleRing, NewerFrameFromDownstreamStopsTokenRetransmission) {
+  FakeRing net({1, 2, 3}, NoHold);
+  net.StartAll();
+  ASSERT_TRUE(net.timer_armed(1, TimerId::kTokenRetransmit));
+  ASSERT_TRUE(net.Submit(2, "x").ok());
+  net.Step();  // node 2 takes the token, multicasts frame 1, forwards to 3
+  ASSERT_FALSE(net.queue().front().is_token());
+  net.Step();  // frame 1 reaches node 1: numbered past the token node 1 forwarded
+  EXPECT_FALSE(net.timer_armed(1, TimerId::kTokenRetransmit));
+  // A retransmit timer that fires anyway (already queued) re-sends nothing.
+  const size_t queued = net.queue().size();
+  net.Fire(1, TimerId::kTokenRetransmit);
+  EXPECT_EQ(net.queue().size(), queued);
+  EXPECT_EQ(net.ring(1).counters().tokens_retransmitted, 0u);
+}
+
 TEST(SingleRing, FlowControlLimitsFramesPerVisit) {
   FakeRing net({1, 2}, [](RingConfig& c) {
     NoHold(c);

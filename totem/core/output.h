@@ -3,7 +3,9 @@
 // fired, a submitted message, plus the current time) is handled to
 // completion, and everything the core wants done is emitted through an
 // Output. The Boost.Asio runtime and the deterministic simulator are the two
-// implementations. Spans passed to an Output are valid only during the call.
+// implementations. Spans passed to an Output are valid only during the call,
+// and an Output must not call back into the core from inside a callback
+// (queue the work and feed it in after the current input returns).
 #ifndef TOTEM_CORE_OUTPUT_H_
 #define TOTEM_CORE_OUTPUT_H_
 

@@ -139,6 +139,7 @@ void SingleRing::HandleToken(const Header& h, Reader& r, uint64_t /*now_us*/, Ou
   last_token_seq_ = incoming_.token_seq;
   std::swap(token_, incoming_);
   ++counters_.token_rotations;
+  retransmit_armed_ = false;
   out.CancelTimer(TimerId::kTokenRetransmit);
 
   const Token& t = token_;
@@ -259,6 +260,7 @@ void SingleRing::ForwardToken(Output& out) {
   EncodeToken(config_.node_id, token_, last_token_);
   out.Unicast(next_, last_token_);
   retransmit_backoff_ = 1;
+  retransmit_armed_ = true;
   out.SetTimer(TimerId::kTokenRetransmit, config_.token_retransmit_us);
 }
 
@@ -270,6 +272,14 @@ void SingleRing::HandleData(const Header& h, Reader& r, std::span<const uint8_t>
     return;
   }
   const uint64_t seq = info.seq;
+  // Sequence numbers are assigned only by a token holder: a frame numbered
+  // past the token this node forwarded proves the successor received it. (A
+  // frame merely from the successor proves nothing: it may be a delayed
+  // duplicate from an earlier rotation.)
+  if (retransmit_armed_ && seq > token_.seq) {
+    retransmit_armed_ = false;
+    out.CancelTimer(TimerId::kTokenRetransmit);
+  }
   if (HasReceived(seq)) {
     ++counters_.drop_duplicate_frame;
     return;
@@ -297,7 +307,7 @@ void SingleRing::HandleHoldCancel(const Header& /*h*/, Output& out) {
 void SingleRing::HandleTimer(TimerId id, uint64_t /*now_us*/, Output& out) {
   switch (id) {
     case TimerId::kTokenRetransmit:
-      if (!last_token_.empty() && !holding_) {
+      if (retransmit_armed_ && !last_token_.empty() && !holding_) {
         out.Unicast(next_, last_token_);
         ++counters_.tokens_retransmitted;
         retransmit_backoff_ = std::min<uint32_t>(retransmit_backoff_ * 2, 8);

@@ -21,7 +21,9 @@
 //  - A gap is requested only once it has had a whole rotation to arrive
 //    (its seq was assigned before this node's previous visit), so a frame
 //    that is merely late behind the token is not retransmitted for nothing.
-//  - Token retransmission backs off (x2 per retransmission, up to x8).
+//  - Token retransmission backs off (x2 per retransmission, up to x8) and
+//    stops at the first evidence that the successor has the token: a data
+//    frame numbered above the seq this node forwarded.
 //  - Token hold (a corosync idea): on an idle ring the representative keeps
 //    the token for token_hold_us instead of spinning it; a member with
 //    something to send multicasts a HoldCancel and the token moves at once.
@@ -134,6 +136,7 @@ class SingleRing {
   uint32_t my_backlog_ = 0;             // this node's contribution to token.backlog
   uint64_t last_visit_seq_ = 0;         // token.seq when this node last forwarded it
   uint32_t retransmit_backoff_ = 1;     // multiplier of token_retransmit_us, doubles to 8
+  bool retransmit_armed_ = false;       // kTokenRetransmit pending for last_token_
   uint32_t idle_rotations_ = 0;         // consecutive visits that saw nothing new
   bool holding_ = false;                // representative keeps an idle token
   bool cancel_sent_ = false;            // HoldCancel sent since our last visit
