@@ -2,6 +2,7 @@
 // ring over real UDP (unicast on loopback, and multicast inside a network
 // namespace the test creates) and must report identical delivery digests.
 // Only loopback and namespace-private addresses are used.
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "test_util.h"
 

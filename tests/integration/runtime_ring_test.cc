@@ -1,6 +1,7 @@
 // In-process integration tests of the runtime (totem::Node) over real UDP
 // sockets on 127.0.0.1: total order across 3 and 5 nodes under concurrent
 // mixed traffic, frame authentication, and submit back-pressure.
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -14,8 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "test_util.h"
 #include "totem/node.h"
@@ -107,8 +106,8 @@ class Ring {
  public:
   explicit Ring(size_t n) : ports_(FreeUdpPorts(n)), recorders_(n) {
     for (size_t i = 0; i < n; ++i) {
-      StatusOr<std::unique_ptr<Node>> node =
-          Node::Start(MakeConfig(static_cast<NodeId>(i + 1), ports_), recorders_[i].MakeCallbacks());
+      StatusOr<std::unique_ptr<Node>> node = Node::Start(
+          MakeConfig(static_cast<NodeId>(i + 1), ports_), recorders_[i].MakeCallbacks());
       EXPECT_TRUE(node.ok()) << node.status().ToString();
       if (node.ok()) nodes_.push_back(std::move(node).value());
     }
@@ -214,9 +213,9 @@ class RawSender {
   }
   ~RawSender() { ::close(fd_); }
   void Send(const std::vector<uint8_t>& d) {
-    ASSERT_EQ(::sendto(fd_, d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to_),
-                       sizeof(to_)),
-              static_cast<ssize_t>(d.size()));
+    ASSERT_EQ(
+        ::sendto(fd_, d.data(), d.size(), 0, reinterpret_cast<const sockaddr*>(&to_), sizeof(to_)),
+        static_cast<ssize_t>(d.size()));
   }
 
  private:
@@ -249,22 +248,23 @@ TEST(RuntimeRing, Authentication_BadFramesDroppedAndCounted_RingKeepsWorking) {
 
   std::vector<uint8_t> garbage(300);
   for (size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<uint8_t>(i * 7 + 3);
-  raw.Send(garbage);                                      // no valid tag
-  raw.Send({1, 2, 3, 4, 5});                              // shorter than header + tag
+  raw.Send(garbage);                                                 // no valid tag
+  raw.Send({1, 2, 3, 4, 5});                                         // shorter than header + tag
   raw.Send(Signed(FakeFrame(), "some-other-key-0123456789abcdef"));  // wrong key
   std::vector<uint8_t> tampered = Signed(FakeFrame(), kKey);
   tampered[30] ^= 1;
-  raw.Send(tampered);                                     // modified after signing
+  raw.Send(tampered);  // modified after signing
   std::vector<uint8_t> truncated = Signed(FakeFrame(), kKey);
   truncated.resize(truncated.size() - 5);
-  raw.Send(truncated);                                    // tag cut short
-  raw.Send(Signed(FakeFrame(), kKey));                    // authentic but malformed body
+  raw.Send(truncated);                  // tag cut short
+  raw.Send(Signed(FakeFrame(), kKey));  // authentic but malformed body
 
   ASSERT_TRUE(WaitFor(
       [&] {
         const Counters c = ring.node(0).GetCounters();
-        return c.drop_auth >= 4 && c.drop_malformed + c.drop_bad_version +
-                                           c.drop_foreign_ring + c.drop_unknown_sender >= 2;
+        return c.drop_auth >= 4 && c.drop_malformed + c.drop_bad_version + c.drop_foreign_ring +
+                                           c.drop_unknown_sender >=
+                                       2;
       },
       seconds(5)))
       << ring.node(0).GetCounters().ToString();

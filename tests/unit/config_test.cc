@@ -1,7 +1,7 @@
 // RingConfig validation rejects nonsense with a message naming the field.
-#include <gtest/gtest.h>
-
 #include "totem/config.h"
+
+#include <gtest/gtest.h>
 
 namespace totem {
 namespace {
@@ -13,7 +13,9 @@ RingConfig Good() {
   return c;
 }
 
-TEST(RingConfig, DefaultsValidate) { EXPECT_TRUE(Good().Validate().ok()) << Good().Validate().ToString(); }
+TEST(RingConfig, DefaultsValidate) {
+  EXPECT_TRUE(Good().Validate().ok()) << Good().Validate().ToString();
+}
 
 TEST(RingConfig, RejectsNonsense) {
   struct Case {
@@ -22,9 +24,13 @@ TEST(RingConfig, RejectsNonsense) {
   } cases[] = {
       {"node_id", [](RingConfig& c) { c.node_id = 0; }},
       {"not in members", [](RingConfig& c) { c.node_id = 9; }},
-      {"duplicate", [](RingConfig& c) { c.members = {1, 2, 2}; }},
+      {"duplicate",
+       [](RingConfig& c) {
+         c.members = {1, 2, 2};
+       }},
       {"window_size", [](RingConfig& c) { c.window_size = 0; }},
-      {"max_messages_per_visit", [](RingConfig& c) { c.max_messages_per_visit = c.window_size + 1; }},
+      {"max_messages_per_visit",
+       [](RingConfig& c) { c.max_messages_per_visit = c.window_size + 1; }},
       {"max_frame_bytes", [](RingConfig& c) { c.max_frame_bytes = 64; }},
       {"max_frame_bytes", [](RingConfig& c) { c.max_frame_bytes = 70000; }},
       {"receive_buffer_frames", [](RingConfig& c) { c.receive_buffer_frames = 1000; }},

@@ -53,12 +53,15 @@ class FakeRing {
   const std::vector<Delivered>& delivered(NodeId id) { return nodes_.at(id).delivered; }
   std::vector<ConfigurationEvent>& configs(NodeId id) { return nodes_.at(id).configs; }
   bool timer_armed(NodeId id, core::TimerId t) { return nodes_.at(id).timers[static_cast<int>(t)]; }
-  uint64_t timer_delay(NodeId id, core::TimerId t) { return nodes_.at(id).delays[static_cast<int>(t)]; }
+  uint64_t timer_delay(NodeId id, core::TimerId t) {
+    return nodes_.at(id).delays[static_cast<int>(t)];
+  }
 
   Status Submit(NodeId id, const std::string& payload, Guarantee g = Guarantee::kAgreed) {
     auto& n = nodes_.at(id);
-    return n.ring->Submit(std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()),
-                          g, now_, *n.out);
+    return n.ring->Submit(
+        std::span(reinterpret_cast<const uint8_t*>(payload.data()), payload.size()), g, now_,
+        *n.out);
   }
 
   // Delivers the next queued packet (to every recipient for a multicast).
@@ -125,9 +128,8 @@ class FakeRing {
       net_->nodes_.at(id_).timers[static_cast<int>(t)] = false;
     }
     void Deliver(const Delivery& d) override {
-      net_->nodes_.at(id_).delivered.push_back(
-          Delivered{d.sender, d.guarantee, d.frame_seq,
-                    std::string(d.payload.begin(), d.payload.end())});
+      net_->nodes_.at(id_).delivered.push_back(Delivered{
+          d.sender, d.guarantee, d.frame_seq, std::string(d.payload.begin(), d.payload.end())});
     }
     void DeliverConfiguration(const ConfigurationEvent& e) override {
       net_->nodes_.at(id_).configs.push_back(e);

@@ -39,7 +39,8 @@ std::vector<std::vector<uint8_t>> Drain(Packer& p, NodeId sender = 2) {
 
 TEST(Packer, PacksSmallMessagesIntoOneFrame) {
   Packer p(1400, true, 1 << 20, 1 << 20);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.Push(Bytes(std::string(100, 'a' + i)), Guarantee::kAgreed).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(p.Push(Bytes(std::string(100, 'a' + i)), Guarantee::kAgreed).ok());
   EXPECT_EQ(p.BacklogFrames(), 1u);
   auto frames = Drain(p);
   ASSERT_EQ(frames.size(), 1u);
@@ -53,7 +54,8 @@ TEST(Packer, PacksSmallMessagesIntoOneFrame) {
 
 TEST(Packer, NoPackingSendsOneMessagePerFrame) {
   Packer p(1400, false, 1 << 20, 1 << 20);
-  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.Push(Bytes(std::string(100, 'x')), Guarantee::kAgreed).ok());
+  for (int i = 0; i < 10; ++i)
+    ASSERT_TRUE(p.Push(Bytes(std::string(100, 'x')), Guarantee::kAgreed).ok());
   EXPECT_EQ(p.BacklogFrames(), 10u);
   EXPECT_EQ(Drain(p).size(), 10u);
 }

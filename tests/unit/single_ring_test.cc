@@ -43,13 +43,14 @@ TEST(SingleRing, AllNodesDeliverTheSameTotalOrder) {
   net.StartAll();
   for (int i = 0; i < 30; ++i) {
     NodeId id = 1 + i % 3;
-    ASSERT_TRUE(net.Submit(id, "m" + std::to_string(i), i % 4 == 0 ? Guarantee::kSafe
-                                                                  : Guarantee::kAgreed)
-                    .ok());
+    ASSERT_TRUE(
+        net.Submit(id, "m" + std::to_string(i), i % 4 == 0 ? Guarantee::kSafe : Guarantee::kAgreed)
+            .ok());
   }
-  ASSERT_TRUE(net.RunUntil([&] { return net.delivered(3).size() == 30 &&
-                                        net.delivered(1).size() == 30 &&
-                                        net.delivered(2).size() == 30; }));
+  ASSERT_TRUE(net.RunUntil([&] {
+    return net.delivered(3).size() == 30 && net.delivered(1).size() == 30 &&
+           net.delivered(2).size() == 30;
+  }));
   EXPECT_EQ(Payloads(net.delivered(1)), Payloads(net.delivered(2)));
   EXPECT_EQ(Payloads(net.delivered(1)), Payloads(net.delivered(3)));
   for (const auto& d : net.delivered(2)) EXPECT_EQ(d.payload[0], 'm');
@@ -81,15 +82,16 @@ TEST(SingleRing, AgreedDeliveryNeverPassesAGapAndGapsAreRetransmitted) {
     return false;
   };
   // Step until node 3 received something past the gap.
-  ASSERT_TRUE(net.RunUntil([&] { return net.ring(3).high_seq_received() >= 1 && dropped; }, 1000,
-                           drop));
+  ASSERT_TRUE(
+      net.RunUntil([&] { return net.ring(3).high_seq_received() >= 1 && dropped; }, 1000, drop));
   // Node 3 must not have delivered anything past its gap.
   for (const auto& d : net.delivered(3)) EXPECT_LE(d.frame_seq, net.ring(3).aru());
   ASSERT_TRUE(net.RunUntil([&] { return net.delivered(3).size() == 2; }, 10000));
   EXPECT_EQ(Payloads(net.delivered(3)), (std::vector<std::string>{"first", "second"}));
   EXPECT_GT(net.ring(3).counters().retransmit_requests, 0u);
-  EXPECT_GT(net.ring(1).counters().retransmissions_sent + net.ring(2).counters().retransmissions_sent,
-            0u);
+  EXPECT_GT(
+      net.ring(1).counters().retransmissions_sent + net.ring(2).counters().retransmissions_sent,
+      0u);
 }
 
 TEST(SingleRing, SafeDeliveryWaitsUntilEveryMemberHasTheFrame) {

@@ -117,9 +117,9 @@ TEST(Wire, TokenFieldChecks) {
 std::vector<uint8_t> DataFrame(std::initializer_list<std::string> msgs) {
   Packer p(1400, true, 1 << 20, 1 << 20);
   for (const auto& m : msgs) {
-    EXPECT_TRUE(p.Push(std::span(reinterpret_cast<const uint8_t*>(m.data()), m.size()),
-                       Guarantee::kAgreed)
-                    .ok());
+    EXPECT_TRUE(
+        p.Push(std::span(reinterpret_cast<const uint8_t*>(m.data()), m.size()), Guarantee::kAgreed)
+            .ok());
   }
   std::vector<uint8_t> out;
   uint64_t frags = 0;

@@ -11,28 +11,36 @@
 
 namespace totem {
 
-std::string RingId::ToString() const {
-  return std::to_string(rep) + ":" + std::to_string(seq);
-}
+std::string RingId::ToString() const { return std::to_string(rep) + ":" + std::to_string(seq); }
 
 const char* GuaranteeName(Guarantee g) {
   switch (g) {
-    case Guarantee::kAgreed: return "agreed";
-    case Guarantee::kSafe: return "safe";
+    case Guarantee::kAgreed:
+      return "agreed";
+    case Guarantee::kSafe:
+      return "safe";
   }
   return "unknown";
 }
 
 const char* StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case StatusCode::kWouldBlock: return "WOULD_BLOCK";
-    case StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-    case StatusCode::kFailedPrecondition: return "FAILED_PRECONDITION";
-    case StatusCode::kIoError: return "IO_ERROR";
-    case StatusCode::kUnavailable: return "UNAVAILABLE";
-    case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case StatusCode::kWouldBlock:
+      return "WOULD_BLOCK";
+    case StatusCode::kResourceExhausted:
+      return "RESOURCE_EXHAUSTED";
+    case StatusCode::kFailedPrecondition:
+      return "FAILED_PRECONDITION";
+    case StatusCode::kIoError:
+      return "IO_ERROR";
+    case StatusCode::kUnavailable:
+      return "UNAVAILABLE";
+    case StatusCode::kInternal:
+      return "INTERNAL";
   }
   return "UNKNOWN";
 }
@@ -137,9 +145,12 @@ Status RingConfig::Validate() const {
 namespace core {
 const char* TimerName(TimerId id) {
   switch (id) {
-    case TimerId::kTokenRetransmit: return "token_retransmit";
-    case TimerId::kTokenHold: return "token_hold";
-    case TimerId::kCount: break;
+    case TimerId::kTokenRetransmit:
+      return "token_retransmit";
+    case TimerId::kTokenHold:
+      return "token_hold";
+    case TimerId::kCount:
+      break;
   }
   return "unknown";
 }

@@ -17,13 +17,13 @@ constexpr size_t kMinFragmentBytes = 32;
 Packer::Packer(uint32_t max_frame_bytes, bool packing, uint32_t max_message_bytes,
                uint64_t max_pending_bytes)
     : max_frame_bytes_(max_frame_bytes),
-      frame_capacity_(static_cast<uint32_t>(max_frame_bytes - kDataPrefixBytes -
-                                            kChunkHeaderBytes)),
+      frame_capacity_(
+          static_cast<uint32_t>(max_frame_bytes - kDataPrefixBytes - kChunkHeaderBytes)),
       packing_(packing),
       max_message_bytes_(max_message_bytes),
       max_pending_bytes_(max_pending_bytes) {
-  if (max_frame_bytes <= kDataPrefixBytes + kChunkHeaderBytes + kFirstChunkExtraBytes +
-                             kMinFragmentBytes) {
+  if (max_frame_bytes <=
+      kDataPrefixBytes + kChunkHeaderBytes + kFirstChunkExtraBytes + kMinFragmentBytes) {
     std::abort();  // precondition: RingConfig::Validate enforces a sane frame size
   }
 }
@@ -35,10 +35,9 @@ Status Packer::Push(std::span<const uint8_t> data, Guarantee guarantee) {
                       " bytes exceeds max_message_bytes=" + std::to_string(max_message_bytes_));
   }
   if (pending_bytes_ + data.size() > max_pending_bytes_ && !queue_.empty()) {
-    return Status(StatusCode::kWouldBlock,
-                  "submit queue full (" + std::to_string(pending_bytes_) +
-                      " bytes pending, max_pending_bytes=" + std::to_string(max_pending_bytes_) +
-                      ")");
+    return Status(StatusCode::kWouldBlock, "submit queue full (" + std::to_string(pending_bytes_) +
+                                               " bytes pending, max_pending_bytes=" +
+                                               std::to_string(max_pending_bytes_) + ")");
   }
   queue_.push_back(Pending{std::vector<uint8_t>(data.begin(), data.end()), guarantee, 0});
   pending_bytes_ += data.size();
@@ -47,10 +46,10 @@ Status Packer::Push(std::span<const uint8_t> data, Guarantee guarantee) {
 
 uint32_t Packer::BacklogFrames() const {
   if (queue_.empty()) return 0;
-  uint64_t frames = packing_ ? (pending_bytes_ + queue_.size() * kChunkHeaderBytes +
-                                frame_capacity_ - 1) /
-                                   frame_capacity_
-                             : queue_.size() + pending_bytes_ / frame_capacity_;
+  uint64_t frames =
+      packing_ ? (pending_bytes_ + queue_.size() * kChunkHeaderBytes + frame_capacity_ - 1) /
+                     frame_capacity_
+               : queue_.size() + pending_bytes_ / frame_capacity_;
   frames = std::max<uint64_t>(frames, 1);
   return static_cast<uint32_t>(std::min<uint64_t>(frames, 0xFFFFFFFFu));
 }
@@ -86,8 +85,8 @@ bool Packer::BuildFrame(NodeId sender, const RingId& ring_id, uint64_t seq,
         // fresh frame, send it there rather than splitting it.
         if (count > 0 && left <= frame_capacity_) break;
         if (space < kChunkHeaderBytes + kFirstChunkExtraBytes + kMinFragmentBytes) break;
-        size_t n = std::min({space - kChunkHeaderBytes - kFirstChunkExtraBytes, left - 1,
-                             kMaxChunkBytes});
+        size_t n =
+            std::min({space - kChunkHeaderBytes - kFirstChunkExtraBytes, left - 1, kMaxChunkBytes});
         w.U8(static_cast<uint8_t>(ChunkKind::kFirst));
         w.U8(static_cast<uint8_t>(m.guarantee));
         w.U16(static_cast<uint16_t>(n));
@@ -128,8 +127,7 @@ bool Packer::BuildFrame(NodeId sender, const RingId& ring_id, uint64_t seq,
   return true;
 }
 
-uint64_t Reassembler::Unpack(NodeId sender, std::span<const uint8_t> frame,
-                             Sink& sink) {
+uint64_t Reassembler::Unpack(NodeId sender, std::span<const uint8_t> frame, Sink& sink) {
   uint64_t bad = 0;
   ChunkIterator it(frame);
   ChunkView c;

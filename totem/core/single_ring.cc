@@ -192,7 +192,8 @@ void SingleRing::VisitToken(Output& out) {
     const uint64_t others = t.backlog >= my_backlog_ ? t.backlog - my_backlog_ : 0;
     const uint64_t total = others + my_backlog_now;
     const uint64_t share = (static_cast<uint64_t>(window) * my_backlog_now + total - 1) / total;
-    new_allowed = static_cast<uint32_t>(std::min<uint64_t>(new_allowed, std::max<uint64_t>(share, 1)));
+    new_allowed =
+        static_cast<uint32_t>(std::min<uint64_t>(new_allowed, std::max<uint64_t>(share, 1)));
     const uint64_t limit = released_ + buffer_.size() - 2ull * window;
     const uint64_t room = limit > t.seq ? limit - t.seq : 0;
     new_allowed = static_cast<uint32_t>(std::min<uint64_t>(new_allowed, room));

@@ -125,24 +125,24 @@ class SingleRing {
   uint64_t released_ = 0;    // frames <= released_ are freed
 
   // Token state.
-  Token token_;                         // the token being processed / held
-  Token incoming_;                      // decode target, so a duplicate cannot clobber token_
-  std::vector<uint8_t> last_token_;     // encoded copy of the last forwarded token
+  Token token_;                      // the token being processed / held
+  Token incoming_;                   // decode target, so a duplicate cannot clobber token_
+  std::vector<uint8_t> last_token_;  // encoded copy of the last forwarded token
   bool seen_token_ = false;
-  uint64_t last_token_seq_ = 0;         // token_seq of the newest token accepted
+  uint64_t last_token_seq_ = 0;  // token_seq of the newest token accepted
   bool have_forwarded_aru_ = false;
-  uint64_t forwarded_aru_ = 0;          // aru on the token as this node last forwarded it
-  uint32_t my_fcc_ = 0;                 // this node's contribution to token.fcc
-  uint32_t my_backlog_ = 0;             // this node's contribution to token.backlog
-  uint64_t last_visit_seq_ = 0;         // token.seq when this node last forwarded it
-  uint32_t retransmit_backoff_ = 1;     // multiplier of token_retransmit_us, doubles to 8
-  bool retransmit_armed_ = false;       // kTokenRetransmit pending for last_token_
-  uint32_t idle_rotations_ = 0;         // consecutive visits that saw nothing new
-  bool holding_ = false;                // representative keeps an idle token
-  bool cancel_sent_ = false;            // HoldCancel sent since our last visit
-  bool cancel_seen_ = false;            // HoldCancel received while not holding (a race)
+  uint64_t forwarded_aru_ = 0;       // aru on the token as this node last forwarded it
+  uint32_t my_fcc_ = 0;              // this node's contribution to token.fcc
+  uint32_t my_backlog_ = 0;          // this node's contribution to token.backlog
+  uint64_t last_visit_seq_ = 0;      // token.seq when this node last forwarded it
+  uint32_t retransmit_backoff_ = 1;  // multiplier of token_retransmit_us, doubles to 8
+  bool retransmit_armed_ = false;    // kTokenRetransmit pending for last_token_
+  uint32_t idle_rotations_ = 0;      // consecutive visits that saw nothing new
+  bool holding_ = false;             // representative keeps an idle token
+  bool cancel_sent_ = false;         // HoldCancel sent since our last visit
+  bool cancel_seen_ = false;         // HoldCancel received while not holding (a race)
 
-  std::vector<uint8_t> scratch_;        // frame being built
+  std::vector<uint8_t> scratch_;  // frame being built
 
   // Hands reassembled messages of the frame being delivered to the Output.
   class DeliverySink : public Reassembler::Sink {

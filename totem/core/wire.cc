@@ -187,10 +187,14 @@ bool ChunkIterator::Next(ChunkView& chunk) {
 
 const char* DecodeResultName(DecodeResult r) {
   switch (r) {
-    case DecodeResult::kOk: return "ok";
-    case DecodeResult::kTruncated: return "truncated";
-    case DecodeResult::kBadMagicOrVersion: return "bad_magic_or_version";
-    case DecodeResult::kMalformed: return "malformed";
+    case DecodeResult::kOk:
+      return "ok";
+    case DecodeResult::kTruncated:
+      return "truncated";
+    case DecodeResult::kBadMagicOrVersion:
+      return "bad_magic_or_version";
+    case DecodeResult::kMalformed:
+      return "malformed";
   }
   return "unknown";
 }

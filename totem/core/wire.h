@@ -47,12 +47,12 @@ struct Header {
 
 struct Token {
   RingId ring_id;
-  uint64_t token_seq = 0;  // incremented at every forward; older ones are duplicates
-  uint64_t seq = 0;        // highest sequence number assigned on this ring
-  uint64_t aru = 0;        // all-received-up-to, as lowered by the slowest member
-  NodeId aru_id = kNoNode; // who lowered aru (kNoNode: nobody is holding it down)
-  uint32_t fcc = 0;        // frames (new + retransmitted) sent in the last rotation
-  uint32_t backlog = 0;    // sum of members' queued frames
+  uint64_t token_seq = 0;     // incremented at every forward; older ones are duplicates
+  uint64_t seq = 0;           // highest sequence number assigned on this ring
+  uint64_t aru = 0;           // all-received-up-to, as lowered by the slowest member
+  NodeId aru_id = kNoNode;    // who lowered aru (kNoNode: nobody is holding it down)
+  uint32_t fcc = 0;           // frames (new + retransmitted) sent in the last rotation
+  uint32_t backlog = 0;       // sum of members' queued frames
   std::vector<uint64_t> rtr;  // retransmission requests
 };
 

@@ -11,14 +11,15 @@ namespace totem::runtime {
 
 StatusOr<std::unique_ptr<FrameAuth>> FrameAuth::Create(std::string_view key) {
   if (key.size() < kMinKeyBytes) {
-    return InvalidArgument("cluster key is " + std::to_string(key.size()) +
-                           " bytes; at least " + std::to_string(kMinKeyBytes) + " are required");
+    return InvalidArgument("cluster key is " + std::to_string(key.size()) + " bytes; at least " +
+                           std::to_string(kMinKeyBytes) + " are required");
   }
   std::unique_ptr<FrameAuth> auth(new FrameAuth());
   auth->mac_ = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (auth->mac_ == nullptr) return Status(StatusCode::kInternal, "OpenSSL: HMAC not available");
   auth->ctx_ = EVP_MAC_CTX_new(auth->mac_);
-  if (auth->ctx_ == nullptr) return Status(StatusCode::kInternal, "OpenSSL: EVP_MAC_CTX_new failed");
+  if (auth->ctx_ == nullptr)
+    return Status(StatusCode::kInternal, "OpenSSL: EVP_MAC_CTX_new failed");
   char digest[] = "SHA256";
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),

@@ -1,14 +1,14 @@
 // Validation of the runtime's configuration (config.h): TransportConfig and
 // the NodeConfig that ties it to the ring. RingConfig::Validate lives with
 // the core. Every message names the offending field.
+#include "totem/config.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
 #include <set>
 #include <string>
-
-#include "totem/config.h"
 
 namespace totem {
 
@@ -70,8 +70,8 @@ Status TransportConfig::Validate(NodeId self) const {
     }
     if (mcast_ttl == 0) return InvalidArgument("transport.mcast_ttl: must be at least 1");
   }
-  if (socket_buffer_bytes != 0 &&
-      (socket_buffer_bytes < kMinSocketBufferBytes || socket_buffer_bytes > kMaxSocketBufferBytes)) {
+  if (socket_buffer_bytes != 0 && (socket_buffer_bytes < kMinSocketBufferBytes ||
+                                   socket_buffer_bytes > kMaxSocketBufferBytes)) {
     return InvalidArgument("transport.socket_buffer_bytes: " + std::to_string(socket_buffer_bytes) +
                            " is outside [" + std::to_string(kMinSocketBufferBytes) + ", " +
                            std::to_string(kMaxSocketBufferBytes) + "] (0 keeps the OS default)");
@@ -80,8 +80,8 @@ Status TransportConfig::Validate(NodeId self) const {
     return InvalidArgument("transport.key / transport.key_file: no cluster key given");
   }
   if (!key.empty() && key.size() < kMinKeyBytes) {
-    return InvalidArgument("transport.key: " + std::to_string(key.size()) +
-                           " bytes; at least " + std::to_string(kMinKeyBytes) + " are required");
+    return InvalidArgument("transport.key: " + std::to_string(key.size()) + " bytes; at least " +
+                           std::to_string(kMinKeyBytes) + " are required");
   }
   return Status::Ok();
 }

@@ -21,6 +21,8 @@
 //    wake-up just re-arms.
 //  - GetCounters from another thread asks the I/O thread for a copy, so the
 //    snapshot is consistent and current; after Stop it returns the final one.
+#include "totem/node.h"
+
 #include <openssl/crypto.h>
 
 #include <array>
@@ -42,7 +44,6 @@
 
 #include "totem/core/output.h"
 #include "totem/core/single_ring.h"
-#include "totem/node.h"
 #include "udp_transport.h"
 
 namespace totem {
@@ -108,10 +109,9 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   Status Submit(std::span<const uint8_t> data, Guarantee guarantee) override {
     const RingConfig& ring = config_.ring;
     if (data.size() > ring.max_message_bytes) {
-      return Status(StatusCode::kResourceExhausted,
-                    "message of " + std::to_string(data.size()) +
-                        " bytes exceeds ring.max_message_bytes=" +
-                        std::to_string(ring.max_message_bytes));
+      return Status(StatusCode::kResourceExhausted, "message of " + std::to_string(data.size()) +
+                                                        " bytes exceeds ring.max_message_bytes=" +
+                                                        std::to_string(ring.max_message_bytes));
     }
     bool post = false;
     {
@@ -243,10 +243,11 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   void ArmTimer(uint64_t deadline) {
     armed_deadline_ = deadline;
     timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::microseconds(deadline)));
-    timer_.async_wait([this, generation = ++timer_generation_](const boost::system::error_code& ec) {
-      if (ec || generation != timer_generation_) return;
-      OnTimer();
-    });
+    timer_.async_wait(
+        [this, generation = ++timer_generation_](const boost::system::error_code& ec) {
+          if (ec || generation != timer_generation_) return;
+          OnTimer();
+        });
   }
 
   void OnTimer() {

@@ -14,7 +14,6 @@
 #include <cstring>
 #include <string>
 
-
 namespace totem::runtime {
 
 namespace {
@@ -61,8 +60,8 @@ UdpTransport::UdpTransport(asio::io_context& io, NodeId self, std::unique_ptr<Fr
 UdpTransport::~UdpTransport() { Close(); }
 
 StatusOr<std::unique_ptr<UdpTransport>> UdpTransport::Open(asio::io_context& io,
-                                                          const TransportConfig& config,
-                                                          NodeId self, std::string_view key) {
+                                                           const TransportConfig& config,
+                                                           NodeId self, std::string_view key) {
   StatusOr<std::unique_ptr<FrameAuth>> auth = FrameAuth::Create(key);
   if (!auth.ok()) return auth.status();
   std::unique_ptr<UdpTransport> t(new UdpTransport(io, self, std::move(auth).value()));
@@ -118,7 +117,8 @@ Status UdpTransport::OpenSockets(const TransportConfig& config) {
     if (ec) return SocketError("SO_REUSEADDR", ec);
     mcast_.bind(udp::endpoint(group, config.mcast_port), ec);
     if (ec) {
-      return SocketError("bind " + config.mcast_group + ":" + std::to_string(config.mcast_port), ec);
+      return SocketError("bind " + config.mcast_group + ":" + std::to_string(config.mcast_port),
+                         ec);
     }
     mcast_.set_option(asio::ip::multicast::join_group(group, iface), ec);
     if (ec) {

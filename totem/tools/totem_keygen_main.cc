@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
     } else if (!arg.empty() && arg[0] != '-' && path.empty()) {
       path = arg;
     } else {
-      std::fprintf(stderr, "totem-keygen: unexpected argument '%s'\nusage: totem-keygen PATH [--bytes N]\n",
+      std::fprintf(stderr,
+                   "totem-keygen: unexpected argument '%s'\nusage: totem-keygen PATH [--bytes N]\n",
                    arg.c_str());
       return 2;
     }

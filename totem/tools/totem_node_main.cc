@@ -231,12 +231,12 @@ int main(int argc, char** argv) {
   std::printf(
       "config: node=%u mode=%s peers=%s send=%llu size=%llu guarantee=%s expect_total=%llu "
       "packing=%s window=%u max_per_visit=%u frame_bytes=%u timeout_s=%llu linger_ms=%llu\n",
-      o.id, o.mode == totem::TransportMode::kUnicast ? "unicast" : "multicast",
-      peers_text.c_str(), static_cast<unsigned long long>(o.send),
-      static_cast<unsigned long long>(o.size), o.guarantee.c_str(),
-      static_cast<unsigned long long>(o.expect_total), o.packing ? "on" : "off",
-      config.ring.window_size, config.ring.max_messages_per_visit, config.ring.max_frame_bytes,
-      static_cast<unsigned long long>(o.timeout_s), static_cast<unsigned long long>(o.linger_ms));
+      o.id, o.mode == totem::TransportMode::kUnicast ? "unicast" : "multicast", peers_text.c_str(),
+      static_cast<unsigned long long>(o.send), static_cast<unsigned long long>(o.size),
+      o.guarantee.c_str(), static_cast<unsigned long long>(o.expect_total),
+      o.packing ? "on" : "off", config.ring.window_size, config.ring.max_messages_per_visit,
+      config.ring.max_frame_bytes, static_cast<unsigned long long>(o.timeout_s),
+      static_cast<unsigned long long>(o.linger_ms));
   std::fflush(stdout);
 
   Tally tally;
@@ -307,7 +307,8 @@ int main(int argc, char** argv) {
     for (uint64_t i = 1; i <= o.send && !stop_sending; ++i) {
       WriteU64(payload.data(), o.id, 4);
       WriteU64(payload.data() + 4, i, 8);
-      if (payload.size() > kPayloadHeaderBytes) payload[kPayloadHeaderBytes] = static_cast<uint8_t>(i);
+      if (payload.size() > kPayloadHeaderBytes)
+        payload[kPayloadHeaderBytes] = static_cast<uint8_t>(i);
       totem::Guarantee g = totem::Guarantee::kAgreed;
       if (o.guarantee == "safe" || (o.guarantee == "mixed" && i % 2 == 0)) {
         g = totem::Guarantee::kSafe;
@@ -377,7 +378,8 @@ int main(int argc, char** argv) {
   if (timed_out) {
     std::fprintf(stderr, "totem-node: node %u timed out after %llu s: delivered %llu of %llu\n",
                  o.id, static_cast<unsigned long long>(o.timeout_s),
-                 static_cast<unsigned long long>(delivered), static_cast<unsigned long long>(expect));
+                 static_cast<unsigned long long>(delivered),
+                 static_cast<unsigned long long>(expect));
     exit_code = 3;
   } else {
     // Phase 2: tell the others, and keep the token moving until all are done.

@@ -35,10 +35,11 @@ struct RingConfig {
   // frame. When off, every frame carries at most one message (or fragment).
   bool packing = true;
 
-  uint32_t max_message_bytes = 1u << 20;     // largest application message
-  uint64_t max_pending_bytes = 2u << 20;     // bound of the submit queue (queueing latency under saturation grows with it)
-  uint32_t receive_buffer_frames = 16384;    // retransmission / receive window, power of two
-  uint32_t max_rtr_entries = 128;            // retransmission requests carried by a token
+  uint32_t max_message_bytes = 1u << 20;  // largest application message
+  uint64_t max_pending_bytes =
+      2u << 20;  // bound of the submit queue (queueing latency under saturation grows with it)
+  uint32_t receive_buffer_frames = 16384;  // retransmission / receive window, power of two
+  uint32_t max_rtr_entries = 128;          // retransmission requests carried by a token
 
   // Timers. Token retransmission re-sends the last token this node forwarded
   // until a newer one comes back; the idle representative holds the token

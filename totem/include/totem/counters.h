@@ -13,7 +13,7 @@ struct Counters {
   // Application level.
   uint64_t messages_submitted = 0;
   uint64_t bytes_submitted = 0;
-  uint64_t submits_would_block = 0;   // Submit refused because the queue is full
+  uint64_t submits_would_block = 0;  // Submit refused because the queue is full
   uint64_t messages_delivered = 0;
   uint64_t bytes_delivered = 0;
   uint64_t safe_messages_delivered = 0;
@@ -25,8 +25,8 @@ struct Counters {
   uint64_t retransmit_requests = 0;   // sequence numbers this node asked for
   uint64_t token_rotations = 0;       // valid tokens received
   uint64_t tokens_retransmitted = 0;
-  uint64_t token_holds = 0;           // times the idle representative held the token
-  uint64_t fragments_sent = 0;        // chunks that carried part of a larger message
+  uint64_t token_holds = 0;     // times the idle representative held the token
+  uint64_t fragments_sent = 0;  // chunks that carried part of a larger message
 
   // Dropped input, by reason.
   uint64_t drop_malformed = 0;        // failed to decode (truncated, bad field)

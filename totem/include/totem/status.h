@@ -13,12 +13,12 @@ namespace totem {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,    // the caller's input is wrong; retrying will not help
-  kWouldBlock,         // a bounded queue is full; retry after it drains
-  kResourceExhausted,  // a hard limit was hit (e.g. message too large)
-  kFailedPrecondition, // the object is not in a state that allows the call
-  kIoError,            // the operating system refused (socket, file)
-  kUnavailable,        // the node is stopped or not yet started
+  kInvalidArgument,     // the caller's input is wrong; retrying will not help
+  kWouldBlock,          // a bounded queue is full; retry after it drains
+  kResourceExhausted,   // a hard limit was hit (e.g. message too large)
+  kFailedPrecondition,  // the object is not in a state that allows the call
+  kIoError,             // the operating system refused (socket, file)
+  kUnavailable,         // the node is stopped or not yet started
   kInternal,
 };
 const char* StatusCodeName(StatusCode code);
@@ -39,14 +39,16 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
 
 template <typename T>
 class [[nodiscard]] StatusOr {
  public:
   StatusOr(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
-    if (status_.ok()) std::abort();                        // an OK StatusOr must hold a value
+    if (status_.ok()) std::abort();                       // an OK StatusOr must hold a value
   }
   StatusOr(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
 

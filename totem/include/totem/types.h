@@ -40,10 +40,10 @@ const char* GuaranteeName(Guarantee g);
 // One application message delivered in the total order. `payload` is only
 // valid for the duration of the callback.
 struct Delivery {
-  ConfigurationId config_id;   // configuration the message is delivered in
-  NodeId sender = kNoNode;     // node that submitted the message
+  ConfigurationId config_id;  // configuration the message is delivered in
+  NodeId sender = kNoNode;    // node that submitted the message
   Guarantee guarantee = Guarantee::kAgreed;
-  uint64_t frame_seq = 0;      // ring sequence number of the (last) frame carrying it
+  uint64_t frame_seq = 0;  // ring sequence number of the (last) frame carrying it
   std::span<const uint8_t> payload;
 };
 
