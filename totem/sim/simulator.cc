@@ -51,6 +51,25 @@ bool ParseInjectedFault(const std::string& name, InjectedFault* out) {
   return false;
 }
 
+// The ring parameters every simulated core runs with.
+static RingConfig MakeRingConfig(const SimOptions& o, NodeId id,
+                                 const std::vector<NodeId>& members) {
+  RingConfig rc;
+  rc.node_id = id;
+  rc.members = members;
+  rc.window_size = o.window_size;
+  rc.max_messages_per_visit = o.max_messages_per_visit;
+  rc.max_frame_bytes = o.max_frame_bytes;
+  rc.packing = o.packing;
+  rc.receive_buffer_frames = o.receive_buffer_frames;
+  rc.max_pending_bytes = o.max_pending_bytes;
+  rc.max_message_bytes = o.max_message_bytes;
+  rc.max_rtr_entries = o.max_rtr_entries;
+  rc.token_retransmit_us = o.token_retransmit_us;
+  rc.token_hold_us = o.token_hold_us;
+  return rc;
+}
+
 std::string ValidateOptions(const SimOptions& o) {
   auto prob = [](double p) { return p >= 0 && p <= 0.9; };
   if (o.nodes < 1 || o.nodes > 64) return "--nodes must be in [1, 64]";
@@ -65,19 +84,9 @@ std::string ValidateOptions(const SimOptions& o) {
   if (o.safe_fraction < 0 || o.safe_fraction > 1) return "--safe-fraction must be in [0, 1]";
   if (o.max_time_ms == 0) return "--max-time-ms must be positive";
   if (o.latency_us == 0) return "--latency-us must be positive";
-  RingConfig rc;
-  rc.node_id = 1;
-  for (NodeId n = 1; n <= o.nodes; ++n) rc.members.push_back(n);
-  rc.window_size = o.window_size;
-  rc.max_messages_per_visit = o.max_messages_per_visit;
-  rc.max_frame_bytes = o.max_frame_bytes;
-  rc.packing = o.packing;
-  rc.receive_buffer_frames = o.receive_buffer_frames;
-  rc.max_pending_bytes = o.max_pending_bytes;
-  rc.max_message_bytes = o.max_message_bytes;
-  rc.max_rtr_entries = o.max_rtr_entries;
-  rc.token_retransmit_us = o.token_retransmit_us;
-  rc.token_hold_us = o.token_hold_us;
+  std::vector<NodeId> members;
+  for (NodeId n = 1; n <= o.nodes; ++n) members.push_back(n);
+  RingConfig rc = MakeRingConfig(o, 1, members);
   if (o.max_message_bytes < o.max_frame_bytes) {
     return "--max-message-bytes must be at least --frame-bytes";
   }
@@ -299,22 +308,7 @@ Simulation::Simulation(const SimOptions& o)
   for (auto& g : timer_gen_) g.fill(0);
   for (auto& a : timer_armed_) a.fill(false);
   for (NodeId id : members_) {
-    RingConfig rc;
-    rc.node_id = id;
-    rc.members = members_;
-    rc.window_size = o.window_size;
-    rc.max_messages_per_visit = o.max_messages_per_visit;
-    rc.max_frame_bytes = o.max_frame_bytes;
-    rc.packing = o.packing;
-    rc.receive_buffer_frames = o.receive_buffer_frames;
-    rc.max_pending_bytes = o.max_pending_bytes;
-    rc.max_message_bytes = o.max_message_bytes;
-    rc.max_rtr_entries = o.max_rtr_entries;
-    rc.max_message_bytes = o.max_message_bytes;
-    rc.max_rtr_entries = o.max_rtr_entries;
-    rc.token_retransmit_us = o.token_retransmit_us;
-    rc.token_hold_us = o.token_hold_us;
-    cores_.push_back(std::make_unique<core::SingleRing>(rc));
+    cores_.push_back(std::make_unique<core::SingleRing>(MakeRingConfig(o, id, members_)));
     outputs_.push_back(std::make_unique<NodeOutput>(this, id));
   }
 
