@@ -23,6 +23,21 @@ const char* GuaranteeName(Guarantee g) {
   return "unknown";
 }
 
+const char* ConfigurationKindName(ConfigurationKind kind) {
+  switch (kind) {
+    case ConfigurationKind::kRegular:
+      return "regular";
+    case ConfigurationKind::kTransitional:
+      return "transitional";
+  }
+  return "unknown";
+}
+
+uint64_t RingConfig::TokenTimeoutUs(size_t ring_size) const {
+  const uint64_t extra = ring_size > 3 ? ring_size - 3 : 0;
+  return token_timeout_us + extra * token_timeout_per_node_us;
+}
+
 const char* StatusCodeName(StatusCode code) {
   switch (code) {
     case StatusCode::kOk:
@@ -139,6 +154,21 @@ Status RingConfig::Validate() const {
       return bad("token_hold_us must be in (0, token_retransmit_us)");
     }
   }
+  // Membership timeouts must nest: a token normally comes back well within
+  // token_timeout_us even after retransmissions and a hold.
+  if (token_timeout_us < 2 * token_retransmit_us + token_hold_us) {
+    return bad("token_timeout_us (" + std::to_string(token_timeout_us) +
+               ") must be at least 2 x token_retransmit_us + token_hold_us");
+  }
+  if (join_timeout_us < 100 || join_timeout_us >= consensus_timeout_us) {
+    return bad("join_timeout_us must be at least 100 and below consensus_timeout_us");
+  }
+  if (consensus_timeout_us < 2 * join_timeout_us) {
+    return bad("consensus_timeout_us must be at least 2 x join_timeout_us");
+  }
+  if (merge_timeout_us < join_timeout_us) {
+    return bad("merge_timeout_us must be at least join_timeout_us");
+  }
   return Status::Ok();
 }
 
@@ -149,6 +179,14 @@ const char* TimerName(TimerId id) {
       return "token_retransmit";
     case TimerId::kTokenHold:
       return "token_hold";
+    case TimerId::kTokenLoss:
+      return "token_loss";
+    case TimerId::kJoin:
+      return "join";
+    case TimerId::kConsensus:
+      return "consensus";
+    case TimerId::kMerge:
+      return "merge";
     case TimerId::kCount:
       break;
   }

@@ -21,7 +21,11 @@ namespace totem::core {
 enum class TimerId : uint8_t {
   kTokenRetransmit = 0,  // re-send the last forwarded token
   kTokenHold = 1,        // the idle representative releases the held token
-  kCount = 2,
+  kTokenLoss = 2,        // no token for too long: the ring is broken (membership)
+  kJoin = 3,             // re-send the join message while gathering
+  kConsensus = 4,        // give up on members that have not agreed
+  kMerge = 5,            // the idle representative announces its ring
+  kCount = 6,
 };
 const char* TimerName(TimerId id);
 
@@ -38,6 +42,11 @@ class Output {
   // One application message in the total order.
   virtual void Deliver(const Delivery& delivery) = 0;
   virtual void DeliverConfiguration(const ConfigurationEvent& event) = 0;
+  // The core is about to use ring sequence numbers up to `ring_seq`. A
+  // driver that persists state writes it durably (atomically) before it
+  // returns, so ring ids keep increasing across restarts; the core passes it
+  // back to the constructor after a restart.
+  virtual void PersistRingSeq(uint64_t ring_seq) { (void)ring_seq; }
 };
 
 }  // namespace totem::core

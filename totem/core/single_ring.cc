@@ -322,6 +322,10 @@ void SingleRing::HandleTimer(TimerId id, uint64_t /*now_us*/, Output& out) {
         VisitToken(out);
       }
       break;
+    case TimerId::kTokenLoss:
+    case TimerId::kJoin:
+    case TimerId::kConsensus:
+    case TimerId::kMerge:
     case TimerId::kCount:
       break;
   }

@@ -17,8 +17,11 @@ namespace totem {
 
 // Parameters of the single-ring ordering protocol.
 struct RingConfig {
-  NodeId node_id = kNoNode;     // this processor; must be in `members`
-  std::vector<NodeId> members;  // static membership (sorted or not; duplicates rejected)
+  NodeId node_id = kNoNode;  // this processor; must be in `members`
+  // Every processor that may belong to the ring (sorted or not; duplicates
+  // rejected). The membership protocol forms the ring from those that are
+  // up and reachable; joins and merge announcements go to all of them.
+  std::vector<NodeId> members;
 
   // Flow control (Totem paper): at most `window_size` new or retransmitted
   // frames by all processors in one token rotation, at most
@@ -45,9 +48,24 @@ struct RingConfig {
   // until a newer one comes back; the idle representative holds the token
   // for `token_hold_us` once nothing has been sent for
   // `idle_rotations_before_hold` rotations (0 disables holding).
-  uint32_t token_retransmit_us = 20000;
+  uint32_t token_retransmit_us = 10000;
   uint32_t token_hold_us = 8000;
   uint32_t idle_rotations_before_hold = 8;
+
+  // Membership. No valid token for token_timeout_us (plus
+  // token_timeout_per_node_us for every member beyond three) and the ring
+  // is declared broken: the processor gathers a new membership. Joins are
+  // re-sent every join_timeout_us; members that have not agreed after
+  // consensus_timeout_us are declared failed. An idle representative
+  // announces its ring every merge_timeout_us so partitions remerge.
+  uint32_t token_timeout_us = 50000;
+  uint32_t token_timeout_per_node_us = 5000;
+  uint32_t join_timeout_us = 10000;
+  uint32_t consensus_timeout_us = 60000;
+  uint32_t merge_timeout_us = 100000;
+
+  // token_timeout_us scaled for `ring_size` members.
+  uint64_t TokenTimeoutUs(size_t ring_size) const;
 
   Status Validate() const;
 };

@@ -37,22 +37,33 @@ using ConfigurationId = RingId;
 enum class Guarantee : uint8_t { kAgreed = 1, kSafe = 2 };
 const char* GuaranteeName(Guarantee g);
 
+enum class ConfigurationKind : uint8_t { kRegular = 1, kTransitional = 2 };
+const char* ConfigurationKindName(ConfigurationKind kind);
+
 // One application message delivered in the total order. `payload` is only
 // valid for the duration of the callback.
 struct Delivery {
-  ConfigurationId config_id;  // configuration the message is delivered in
+  // The configuration the message is delivered in: a regular configuration
+  // (config_kind == kRegular, config_id its ring id), or the transitional
+  // configuration that precedes the regular configuration `config_id`
+  // (config_kind == kTransitional). See ConfigurationEvent.
+  ConfigurationId config_id;
   NodeId sender = kNoNode;    // node that submitted the message
+  ConfigurationKind config_kind = ConfigurationKind::kRegular;
   Guarantee guarantee = Guarantee::kAgreed;
   uint64_t frame_seq = 0;  // ring sequence number of the (last) frame carrying it
   std::span<const uint8_t> payload;
 };
 
-enum class ConfigurationKind : uint8_t { kRegular = 1, kTransitional = 2 };
 
-// A configuration change. In this release membership is a static list, so a
-// node sees exactly one regular configuration (at start); the transitional /
-// regular pair of extended virtual synchrony arrives with the membership
-// protocol.
+// A configuration change, as extended virtual synchrony delivers it. When
+// the membership changes, a processor that was in a regular configuration
+// first receives a transitional configuration (the members of its old
+// configuration that move with it into the new one; id = the new regular
+// configuration's id, kind = kTransitional), then the old configuration's
+// remaining messages that can still be delivered (each marked with that
+// transitional configuration), then the new regular configuration. A
+// processor that starts fresh receives only the regular configuration.
 struct ConfigurationEvent {
   ConfigurationKind kind = ConfigurationKind::kRegular;
   ConfigurationId id;
