@@ -87,6 +87,13 @@ std::string Counters::ToString() const {
   add("tokens_retransmitted", tokens_retransmitted);
   add("token_holds", token_holds);
   add("fragments_sent", fragments_sent);
+  add("gathers", gathers);
+  add("token_losses", token_losses);
+  add("consensus_timeouts", consensus_timeouts);
+  add("merges_detected", merges_detected);
+  add("configurations_installed", configurations_installed);
+  add("failed_to_receive", failed_to_receive);
+  add("pauses_detected", pauses_detected);
   add("drop_malformed", drop_malformed);
   add("drop_bad_version", drop_bad_version);
   add("drop_auth", drop_auth);
@@ -140,7 +147,7 @@ Status RingConfig::Validate() const {
                ") must be at least 4 x window_size (" + std::to_string(window_size) + ")");
   }
   // A token must fit in one frame: header + fixed part + 8 bytes per request.
-  const uint64_t token_bytes = 20 + 38 + 8ull * max_rtr_entries;
+  const uint64_t token_bytes = 20 + 39 + 8ull * max_rtr_entries;
   if (max_rtr_entries == 0 || token_bytes > max_frame_bytes) {
     return bad("max_rtr_entries must be at least 1 and the token (" + std::to_string(token_bytes) +
                " bytes) must fit in max_frame_bytes");
@@ -165,6 +172,9 @@ Status RingConfig::Validate() const {
   }
   if (consensus_timeout_us < 2 * join_timeout_us) {
     return bad("consensus_timeout_us must be at least 2 x join_timeout_us");
+  }
+  if (fail_to_recv_us < 2 * token_timeout_us) {
+    return bad("fail_to_recv_us must be at least 2 x token_timeout_us");
   }
   if (merge_timeout_us < join_timeout_us) {
     return bad("merge_timeout_us must be at least join_timeout_us");

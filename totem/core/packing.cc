@@ -44,6 +44,12 @@ Status Packer::Push(std::span<const uint8_t> data, Guarantee guarantee) {
   return Status::Ok();
 }
 
+void Packer::RestartPartial() {
+  if (queue_.empty() || queue_.front().offset == 0) return;
+  pending_bytes_ += queue_.front().offset;
+  queue_.front().offset = 0;
+}
+
 uint32_t Packer::BacklogFrames() const {
   if (queue_.empty()) return 0;
   uint64_t frames =

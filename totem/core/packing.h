@@ -46,6 +46,11 @@ class Packer {
   bool BuildFrame(NodeId sender, const RingId& ring_id, uint64_t seq, std::vector<uint8_t>& out,
                   uint64_t* fragments);
 
+  // After a configuration change: a message whose first fragments went out
+  // on the old ring is sent again whole (receivers drop the incomplete
+  // copy), so it is delivered exactly once.
+  void RestartPartial();
+
   // Payload bytes available in an empty frame.
   uint32_t frame_capacity() const { return frame_capacity_; }
 

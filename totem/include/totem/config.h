@@ -29,9 +29,12 @@ struct RingConfig {
   uint32_t window_size = 256;
   uint32_t max_messages_per_visit = 64;
 
-  // Largest frame the core may emit, in bytes, including the core's header
-  // but excluding the transport's authentication tag. Keep it below the
-  // path MTU minus IP/UDP headers and the tag (1500 - 28 - 32 = 1440).
+  // Largest token or data frame the core emits, in bytes, including the
+  // core's header but excluding the transport's authentication tag. Keep it
+  // below the path MTU minus IP/UDP headers and the tag (1500 - 28 - 32 =
+  // 1440). Membership frames (join, commit token) grow by 41 bytes per
+  // processor and exceed 1400 bytes beyond 33 processors; they are rare and
+  // may travel as fragmented IP datagrams (at most ~10.5 KB for 256).
   uint32_t max_frame_bytes = 1400;
 
   // Packing (Friedman & van Renesse): put several queued messages into one
@@ -63,6 +66,9 @@ struct RingConfig {
   uint32_t join_timeout_us = 10000;
   uint32_t consensus_timeout_us = 60000;
   uint32_t merge_timeout_us = 100000;
+  // A member that holds the token's aru down without any progress for this
+  // long keeps failing to receive and is excluded from the ring.
+  uint32_t fail_to_recv_us = 1000000;
 
   // token_timeout_us scaled for `ring_size` members.
   uint64_t TokenTimeoutUs(size_t ring_size) const;
@@ -105,6 +111,13 @@ struct TransportConfig {
 struct NodeConfig {
   RingConfig ring;
   TransportConfig transport;
+  // Directory of the node's durable state: the ring sequence number, so ring
+  // ids keep increasing across restarts (see Node in node.h). Created (one
+  // level, mode 0700) if missing; locked while the node runs, so two nodes
+  // cannot share it. Empty: nothing is persisted, and every start begins
+  // from the wall clock (seconds since the epoch << 20), which is safe only
+  // while the clock moves forward between runs.
+  std::string state_dir;
   Status Validate() const;
 };
 

@@ -28,6 +28,15 @@ struct Counters {
   uint64_t token_holds = 0;     // times the idle representative held the token
   uint64_t fragments_sent = 0;  // chunks that carried part of a larger message
 
+  // Membership.
+  uint64_t gathers = 0;                   // entries into the Gather state
+  uint64_t token_losses = 0;              // token loss timeouts
+  uint64_t consensus_timeouts = 0;        // members declared failed for not agreeing
+  uint64_t merges_detected = 0;           // frames from another ring that started a merge
+  uint64_t configurations_installed = 0;  // regular configurations delivered
+  uint64_t failed_to_receive = 0;         // members excluded for not receiving
+  uint64_t pauses_detected = 0;           // token loss timeouts that fired late (process paused)
+
   // Dropped input, by reason.
   uint64_t drop_malformed = 0;        // failed to decode (truncated, bad field)
   uint64_t drop_bad_version = 0;      // wrong magic or unsupported version

@@ -48,13 +48,12 @@ struct Delivery {
   // configuration that precedes the regular configuration `config_id`
   // (config_kind == kTransitional). See ConfigurationEvent.
   ConfigurationId config_id;
-  NodeId sender = kNoNode;    // node that submitted the message
+  NodeId sender = kNoNode;  // node that submitted the message
   ConfigurationKind config_kind = ConfigurationKind::kRegular;
   Guarantee guarantee = Guarantee::kAgreed;
   uint64_t frame_seq = 0;  // ring sequence number of the (last) frame carrying it
   std::span<const uint8_t> payload;
 };
-
 
 // A configuration change, as extended virtual synchrony delivers it. When
 // the membership changes, a processor that was in a regular configuration
