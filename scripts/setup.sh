@@ -16,7 +16,7 @@ PACKAGES=(
   libboost-dev libboost-system-dev libssl-dev
   libgtest-dev libgmock-dev
   librocksdb-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  iproute2 python3
+  iproute2 iptables python3
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -1,6 +1,7 @@
 // In-process integration tests of the runtime (totem::Node) over real UDP
 // sockets on 127.0.0.1: total order across 3 and 5 nodes under concurrent
-// mixed traffic, frame authentication, and submit back-pressure.
+// mixed traffic, frame authentication, submit back-pressure, the ring
+// sequence state file and the configuration snapshot.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -9,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +20,7 @@
 
 #include "test_util.h"
 #include "totem/node.h"
+#include "totem/runtime/state_file.h"
 
 namespace totem {
 namespace {
@@ -115,6 +118,24 @@ class Ring {
   ~Ring() {
     for (auto& n : nodes_) n->Stop();
   }
+  // Waits until every node is in the same regular configuration of all n
+  // members (the ring forms dynamically, possibly through smaller rings).
+  bool WaitFormed(milliseconds timeout) {
+    return WaitFor(
+        [&] {
+          if (nodes_.empty()) return false;
+          const ConfigurationView first = nodes_[0]->CurrentConfiguration();
+          for (auto& n : nodes_) {
+            const ConfigurationView v = n->CurrentConfiguration();
+            if (v.in_transition || v.regular.members.size() != nodes_.size() ||
+                v.regular.id != first.regular.id) {
+              return false;
+            }
+          }
+          return true;
+        },
+        timeout);
+  }
   size_t size() const { return nodes_.size(); }
   Node& node(size_t i) { return *nodes_[i]; }
   Recorder& recorder(size_t i) { return recorders_[i]; }
@@ -131,6 +152,11 @@ class Ring {
 void RunConcurrentTraffic(size_t n, uint32_t per_node) {
   Ring ring(n);
   ASSERT_EQ(ring.size(), n);
+  ASSERT_TRUE(ring.WaitFormed(seconds(20)));
+  std::vector<size_t> installs_before(n);
+  for (size_t i = 0; i < n; ++i) {
+    installs_before[i] = ring.node(i).CurrentConfiguration().regular_installs;
+  }
   std::vector<std::thread> senders;
   std::atomic<int> submit_failures{0};
   for (size_t i = 0; i < n; ++i) {
@@ -191,7 +217,12 @@ void RunConcurrentTraffic(size_t n, uint32_t per_node) {
     std::lock_guard<std::mutex> lock(ring.recorder(i).mu);
     ASSERT_FALSE(ring.recorder(i).configs.empty());
     EXPECT_EQ(ring.recorder(i).configs.front().kind, ConfigurationKind::kRegular);
-    EXPECT_EQ(ring.recorder(i).configs.front().members.size(), n);
+    EXPECT_EQ(ring.recorder(i).configs.back().kind, ConfigurationKind::kRegular);
+    EXPECT_EQ(ring.recorder(i).configs.back().members.size(), n);
+    // No configuration change while the traffic ran (nobody failed).
+    const ConfigurationView v = ring.node(i).CurrentConfiguration();
+    EXPECT_EQ(v.regular_installs, installs_before[i]) << "node " << i + 1;
+    EXPECT_EQ(v.regular.id, ring.recorder(i).configs.back().id);
   }
 }
 
@@ -244,6 +275,7 @@ std::vector<uint8_t> FakeFrame() {
 TEST(RuntimeRing, Authentication_BadFramesDroppedAndCounted_RingKeepsWorking) {
   Ring ring(3);
   ASSERT_EQ(ring.size(), 3u);
+  ASSERT_TRUE(ring.WaitFormed(seconds(20)));
   RawSender raw(ring.node(0).bound_port());
 
   std::vector<uint8_t> garbage(300);
@@ -282,16 +314,44 @@ TEST(RuntimeRing, Authentication_BadFramesDroppedAndCounted_RingKeepsWorking) {
 }
 
 TEST(RuntimeRing, BackPressure_FullQueueRefusesWithWouldBlock_ThenDrains) {
-  // Node 2 starts late: until then the token never comes back to node 1, so
-  // nothing it queues can leave and the bound must hold.
+  // Node 1's I/O thread is held inside its first configuration callback, so
+  // nothing it queues can leave and the bound must hold; then it is let go
+  // and node 2 starts.
   const std::vector<uint16_t> ports = FreeUdpPorts(2);
   NodeConfig c1 = MakeConfig(1, ports);
   c1.ring.max_pending_bytes = 64 * 1024;
   c1.ring.max_message_bytes = 16 * 1024;
   Recorder r1, r2;
-  StatusOr<std::unique_ptr<Node>> n1 = Node::Start(c1, r1.MakeCallbacks());
+  std::mutex gate_mu;
+  std::condition_variable gate_cv;
+  bool entered = false;
+  bool released = false;
+  Callbacks cb1 = r1.MakeCallbacks();
+  cb1.on_configuration = [&, record = cb1.on_configuration](const ConfigurationEvent& e) {
+    record(e);
+    std::unique_lock<std::mutex> lock(gate_mu);
+    entered = true;
+    gate_cv.notify_all();
+    gate_cv.wait(lock, [&] { return released; });
+  };
+  auto release = [&] {
+    std::lock_guard<std::mutex> lock(gate_mu);
+    released = true;
+    gate_cv.notify_all();
+  };
+  StatusOr<std::unique_ptr<Node>> n1 = Node::Start(c1, cb1);
   ASSERT_TRUE(n1.ok()) << n1.status().ToString();
   Node& node1 = *n1.value();
+  // Declared after the node: lets the I/O thread go before the node's
+  // destructor joins it, also when an assertion ends the test early.
+  struct Releaser {
+    std::function<void()> release;
+    ~Releaser() { release(); }
+  } releaser{release};
+  {
+    std::unique_lock<std::mutex> lock(gate_mu);
+    ASSERT_TRUE(gate_cv.wait_for(lock, seconds(10), [&] { return entered; }));
+  }
 
   EXPECT_EQ(node1.Submit(std::vector<uint8_t>(16 * 1024 + 1), Guarantee::kAgreed).code(),
             StatusCode::kResourceExhausted);
@@ -309,9 +369,11 @@ TEST(RuntimeRing, BackPressure_FullQueueRefusesWithWouldBlock_ThenDrains) {
   EXPECT_GE(accepted * msg.size(), c1.ring.max_pending_bytes - msg.size() - 2 * 1400);
   EXPECT_FALSE(node1.WaitWritable(milliseconds(50)));
   EXPECT_EQ(node1.Submit(msg, Guarantee::kAgreed).code(), StatusCode::kWouldBlock);
-  EXPECT_GE(node1.GetCounters().submits_would_block, 2u);
 
-  // Bring up node 2: the queue drains and everything is delivered on both.
+  // Let node 1 go and bring up node 2: the queue drains and node 1 delivers
+  // everything it accepted (node 2 sees what is ordered once it has joined).
+  release();
+  EXPECT_GE(node1.GetCounters().submits_would_block, 2u);  // needs the I/O thread
   NodeConfig c2 = MakeConfig(2, ports);
   c2.ring.max_pending_bytes = c1.ring.max_pending_bytes;
   c2.ring.max_message_bytes = c1.ring.max_message_bytes;
@@ -319,7 +381,15 @@ TEST(RuntimeRing, BackPressure_FullQueueRefusesWithWouldBlock_ThenDrains) {
   ASSERT_TRUE(n2.ok()) << n2.status().ToString();
   EXPECT_TRUE(node1.WaitWritable(seconds(10)));
   EXPECT_TRUE(r1.WaitForCount(accepted, seconds(10))) << r1.size() << " of " << accepted;
-  EXPECT_TRUE(r2.WaitForCount(accepted, seconds(10))) << r2.size() << " of " << accepted;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return node1.CurrentConfiguration().regular.members.size() == 2 &&
+               n2.value()->CurrentConfiguration().regular.members.size() == 2;
+      },
+      seconds(10)));
+  const size_t before2 = r2.size();
+  ASSERT_TRUE(SubmitBlocking(node1, msg, Guarantee::kSafe).ok());
+  EXPECT_TRUE(r2.WaitForCount(before2 + 1, seconds(10)));
 
   n2.value()->Stop();
   node1.Stop();
@@ -359,6 +429,135 @@ TEST(RuntimeRing, Start_MulticastConfigChecked_AndSelfPortZeroBindsEphemeral) {
   n = Node::Start(c, Callbacks{});
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_NE(n.value()->bound_port(), 0);
+  n.value()->Stop();
+}
+
+TEST(StateFile, FreshDirectory_ClockDerivedValueWrittenAtOnce_ThenAtomicUpdates) {
+  testing::TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::string state = dir.path() + "/state";  // created by Open
+  const uint64_t clock_before = runtime::ClockDerivedRingSeq();
+  uint64_t written = 0;
+  {
+    StatusOr<std::unique_ptr<runtime::RingSeqStore>> s = runtime::RingSeqStore::Open(state);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    runtime::RingSeqStore& store = *s.value();
+    EXPECT_FALSE(store.loaded());
+    EXPECT_GE(store.initial(), clock_before);
+    // Microseconds since the epoch: two wiped restarts never share a base.
+    EXPECT_LE(store.initial(), runtime::ClockDerivedRingSeq());
+    EXPECT_GT(store.initial(), uint64_t{1'500'000'000} * 1'000'000) << "microseconds since 1970";
+    StatusOr<uint64_t> v = runtime::RingSeqStore::ReadFile(store.path());
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(*v, store.initial());
+
+    // A second owner is refused while the first holds the directory.
+    StatusOr<std::unique_ptr<runtime::RingSeqStore>> other = runtime::RingSeqStore::Open(state);
+    ASSERT_FALSE(other.ok());
+    EXPECT_EQ(other.status().code(), StatusCode::kFailedPrecondition);
+
+    written = store.initial() + 7;
+    ASSERT_TRUE(store.Write(written).ok());
+    ASSERT_TRUE(store.Write(written - 3).ok());  // not above: nothing to do
+    EXPECT_EQ(runtime::RingSeqStore::ReadFile(store.path()).value(), written);
+    struct stat st {};
+    EXPECT_NE(::stat((state + "/ring_seq.tmp").c_str(), &st), 0) << "temporary file left behind";
+    EXPECT_EQ(::stat(state.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0700u);
+  }
+  // Reopened: the persisted value comes back.
+  StatusOr<std::unique_ptr<runtime::RingSeqStore>> s = runtime::RingSeqStore::Open(state);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_TRUE(s.value()->loaded());
+  EXPECT_EQ(s.value()->initial(), written);
+}
+
+TEST(StateFile, CorruptFile_RefusedWithClearMessage) {
+  testing::TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  auto write = [&](const std::string& text) {
+    FILE* f = std::fopen((dir.path() + "/ring_seq").c_str(), "w");
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  };
+  for (const std::string& bad :
+       {std::string(""), std::string("totem-ring-seq v1\n"), std::string("totem-ring-seq v1\n12"),
+        std::string("totem-ring-seq v1\n12x\n"), std::string("totem-ring-seq v2\n12\n"),
+        std::string("totem-ring-seq v1\n99999999999999999999999\n")}) {
+    write(bad);
+    StatusOr<std::unique_ptr<runtime::RingSeqStore>> s = runtime::RingSeqStore::Open(dir.path());
+    ASSERT_FALSE(s.ok()) << "accepted '" << bad << "'";
+    EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.status().message().find("is corrupt"), std::string::npos) << s.status().message();
+  }
+  write("totem-ring-seq v1\n18446744073709551615\n");
+  StatusOr<std::unique_ptr<runtime::RingSeqStore>> s = runtime::RingSeqStore::Open(dir.path());
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s.value()->initial(), UINT64_MAX);
+}
+
+TEST(RuntimeRing, StateDir_RingSeqPersistedAndReloaded_SharingRefused) {
+  testing::TempDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  const std::vector<uint16_t> ports = FreeUdpPorts(2);
+  NodeConfig c = MakeConfig(1, ports);
+  c.state_dir = dir.path() + "/node1";
+  uint64_t persisted = 0;
+  {
+    StatusOr<std::unique_ptr<Node>> n = Node::Start(c, Callbacks{});
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    StatusOr<uint64_t> v = runtime::RingSeqStore::ReadFile(c.state_dir + "/ring_seq");
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    EXPECT_EQ(*v, n.value()->initial_ring_seq());
+
+    // Another node may not use the same state directory at the same time.
+    NodeConfig c2 = MakeConfig(2, ports);
+    c2.state_dir = c.state_dir;
+    StatusOr<std::unique_ptr<Node>> n2 = Node::Start(c2, Callbacks{});
+    ASSERT_FALSE(n2.ok());
+    EXPECT_EQ(n2.status().code(), StatusCode::kFailedPrecondition) << n2.status().ToString();
+
+    // Whatever ring it is in, its sequence number was persisted first.
+    ASSERT_TRUE(WaitFor([&] { return n.value()->CurrentConfiguration().regular_installs > 0; },
+                        seconds(10)));
+    const uint64_t ring_seq = n.value()->CurrentConfiguration().regular.id.seq;
+    n.value()->Stop();
+    persisted = runtime::RingSeqStore::ReadFile(c.state_dir + "/ring_seq").value();
+    EXPECT_GE(persisted, ring_seq);
+  }
+  StatusOr<std::unique_ptr<Node>> again = Node::Start(c, Callbacks{});
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again.value()->initial_ring_seq(), persisted);
+  again.value()->Stop();
+
+  // A state_dir that cannot be created is an error at Start.
+  c.state_dir = dir.path() + "/missing/parent";
+  EXPECT_EQ(Node::Start(c, Callbacks{}).status().code(), StatusCode::kIoError);
+  c.state_dir = std::string("bad\0dir", 7);
+  EXPECT_EQ(Node::Start(c, Callbacks{}).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(RuntimeRing, CurrentConfiguration_TracksRegular_OneMemberRingOrders) {
+  const std::vector<uint16_t> ports = FreeUdpPorts(1);
+  NodeConfig c = MakeConfig(1, ports);
+  Recorder r;
+  StatusOr<std::unique_ptr<Node>> n = Node::Start(c, r.MakeCallbacks());
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  ASSERT_TRUE(WaitFor([&] { return n.value()->CurrentConfiguration().regular.members.size() == 1; },
+                      seconds(10)));
+  const ConfigurationView v = n.value()->CurrentConfiguration();
+  EXPECT_EQ(v.regular.members, std::vector<NodeId>{1});
+  EXPECT_GE(v.regular_installs, 1u);
+  EXPECT_FALSE(v.in_transition);
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    ASSERT_FALSE(r.configs.empty());
+    EXPECT_EQ(r.configs.back().id, v.regular.id);
+  }
+  // A one-member ring orders its own messages.
+  ASSERT_TRUE(
+      SubmitBlocking(*n.value(), MakePayload(1, 1, Guarantee::kSafe), Guarantee::kSafe).ok());
+  EXPECT_TRUE(r.WaitForCount(1, seconds(10)));
   n.value()->Stop();
 }
 

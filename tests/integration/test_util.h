@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -84,7 +85,13 @@ class TempDir {
     buf.push_back('\0');
     if (::mkdtemp(buf.data()) != nullptr) path_ = buf.data();
   }
+  // TOTEMKV_KEEP_TEST_DIR=1 keeps it (and prints where) for debugging.
   ~TempDir() {
+    const char* keep = std::getenv("TOTEMKV_KEEP_TEST_DIR");
+    if (keep != nullptr && std::string(keep) == "1") {
+      std::fprintf(stderr, "kept test directory %s\n", path_.c_str());
+      return;
+    }
     if (!path_.empty()) {
       const std::string cmd = "rm -rf '" + path_ + "'";
       [[maybe_unused]] int rc = std::system(cmd.c_str());
@@ -153,6 +160,13 @@ class Child {
       pid_ = -1;
     }
   }
+
+  // Sends `sig` to the child if it is still running.
+  void Signal(int sig) {
+    if (pid_ > 0 && !Reap()) ::kill(pid_, sig);
+  }
+
+  pid_t pid() const { return pid_; }
 
   std::string Output() const { return ReadFile(log_); }
 

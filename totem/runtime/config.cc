@@ -21,6 +21,8 @@ bool ParseIpv4(const std::string& host, in_addr* out) {
 constexpr int kMinSocketBufferBytes = 64 * 1024;
 constexpr int kMaxSocketBufferBytes = 1 << 30;
 constexpr size_t kMinKeyBytes = 16;
+// PATH_MAX minus room for the file names inside the directory.
+constexpr size_t kMaxStateDirBytes = 4000;
 
 }  // namespace
 
@@ -103,6 +105,13 @@ Status NodeConfig::Validate() const {
       return InvalidArgument("transport.peers: node " + std::to_string(p.id) +
                              " has an address but is not a ring member (ring.members)");
     }
+  }
+  if (state_dir.find('\0') != std::string::npos) {
+    return InvalidArgument("state_dir: contains a NUL byte");
+  }
+  if (state_dir.size() > kMaxStateDirBytes) {
+    return InvalidArgument("state_dir: longer than " + std::to_string(kMaxStateDirBytes) +
+                           " bytes");
   }
   return Status::Ok();
 }

@@ -21,6 +21,25 @@
 //    wake-up just re-arms.
 //  - GetCounters from another thread asks the I/O thread for a copy, so the
 //    snapshot is consistent and current; after Stop it returns the final one.
+//  - Nothing here assumes a static ring: the core decides membership, the
+//    transport keeps every configured peer's address (joins and merge
+//    announcements go to all of them), and the intake bound holds whether
+//    or not the core is operational.
+//  - PersistRingSeq writes the state file (state_file.h) synchronously on
+//    the I/O thread: the core must not use a ring sequence number before it
+//    is durable. A write costs two fsyncs (~6 ms on this machine's disk),
+//    and every member persists while the commit token passes it, so the
+//    cost would add up along the ring on every membership change. Instead
+//    the runtime reserves ahead: it persists seq + kRingSeqReserve, and a
+//    later call at or below what is already durable returns at once. After
+//    a restart the core starts above the reserved value, which exceeds every
+//    ring sequence used, so the guarantee is the same; ring ids just jump by
+//    up to kRingSeqReserve across a restart.
+//  - CurrentConfiguration reads a mutex-protected copy updated on the I/O
+//    thread just before the on_configuration callback.
+//  - A frame the core unicasts to this very node (a one-member ring passes
+//    the token to itself) never touches a socket: it is queued and handed
+//    back to the core as a received frame from a posted handler.
 #include "totem/node.h"
 
 #include <openssl/crypto.h>
@@ -42,6 +61,7 @@
 #include <thread>
 #include <vector>
 
+#include "state_file.h"
 #include "totem/core/output.h"
 #include "totem/core/single_ring.h"
 #include "udp_transport.h"
@@ -52,9 +72,12 @@ namespace {
 
 namespace asio = boost::asio;
 using core::TimerId;
+using runtime::RingSeqStore;
 using runtime::UdpTransport;
 
 constexpr uint64_t kNever = std::numeric_limits<uint64_t>::max();
+// Ring sequence numbers persisted ahead of use (see PersistRingSeq).
+constexpr uint64_t kRingSeqReserve = 1024;
 constexpr size_t kTimerCount = static_cast<size_t>(TimerId::kCount);
 
 uint64_t NowUs() {
@@ -69,13 +92,18 @@ thread_local const NodeImpl* tls_io_node = nullptr;
 
 class NodeImpl final : public Node, private core::Output, private UdpTransport::Receiver {
  public:
-  NodeImpl(const NodeConfig& config, Callbacks callbacks)
+  // `store` is null when config.state_dir is empty; `ring_seq` is what the
+  // core starts from (the persisted value or the clock-derived one).
+  NodeImpl(const NodeConfig& config, Callbacks callbacks, std::unique_ptr<RingSeqStore> store,
+           uint64_t ring_seq)
       : config_(config),
         callbacks_(std::move(callbacks)),
         io_(1),
         work_(asio::make_work_guard(io_)),
         timer_(io_),
-        core_(config.ring) {
+        store_(std::move(store)),
+        initial_ring_seq_(ring_seq),
+        core_(config.ring, ring_seq) {
     deadlines_.fill(kNever);
   }
 
@@ -166,6 +194,13 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
     return snapshot_;
   }
 
+  ConfigurationView CurrentConfiguration() const override {
+    std::lock_guard<std::mutex> lock(view_mu_);
+    return view_;
+  }
+
+  uint64_t initial_ring_seq() const override { return initial_ring_seq_; }
+
   uint16_t bound_port() const override { return transport_->bound_port(); }
 
   void Stop() override {
@@ -214,6 +249,10 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
 
   // --- core::Output -------------------------------------------------------
   void Unicast(NodeId to, std::span<const uint8_t> frame) override {
+    if (to == config_.ring.node_id) {
+      LoopBack(frame);
+      return;
+    }
     transport_->SendTo(to, frame);
   }
   void Multicast(std::span<const uint8_t> frame) override { transport_->SendToAll(frame); }
@@ -229,7 +268,30 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
     if (callbacks_.on_deliver) callbacks_.on_deliver(delivery);
   }
   void DeliverConfiguration(const ConfigurationEvent& event) override {
+    {
+      std::lock_guard<std::mutex> lock(view_mu_);
+      if (event.kind == ConfigurationKind::kRegular) {
+        view_.regular = event;
+        view_.in_transition = false;
+        ++view_.regular_installs;
+      } else {
+        view_.in_transition = true;
+        ++view_.transitional_installs;
+      }
+    }
     if (callbacks_.on_configuration) callbacks_.on_configuration(event);
+  }
+  void PersistRingSeq(uint64_t ring_seq) override {
+    if (store_ == nullptr || ring_seq <= store_->last_written()) return;  // already durable
+    const uint64_t reserved =
+        ring_seq > kNever - kRingSeqReserve ? ring_seq : ring_seq + kRingSeqReserve;
+    if (Status st = store_->Write(reserved); !st.ok()) {
+      // Fail-stop (node.h): continuing could reuse this ring id after a restart.
+      std::fprintf(stderr, "totem: node %u: cannot persist ring sequence %llu: %s; aborting\n",
+                   config_.ring.node_id, static_cast<unsigned long long>(ring_seq),
+                   st.ToString().c_str());
+      std::abort();
+    }
   }
 
   // --- UdpTransport::Receiver ---------------------------------------------
@@ -240,6 +302,32 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   void OnReceiveBatchDone() override { AfterWork(); }
 
   // --- I/O thread internals -------------------------------------------------
+  // A frame the core sends to itself (the token of a one-member ring): fed
+  // back in as a received frame once the current input has returned, as the
+  // Output contract requires. Buffers are recycled.
+  void LoopBack(std::span<const uint8_t> frame) {
+    std::vector<uint8_t> copy;
+    if (!loopback_spare_.empty()) {
+      copy = std::move(loopback_spare_.back());
+      loopback_spare_.pop_back();
+    }
+    copy.assign(frame.begin(), frame.end());
+    loopback_.push_back(std::move(copy));
+    if (loopback_posted_) return;
+    loopback_posted_ = true;
+    asio::post(io_, [this] {
+      loopback_posted_ = false;
+      std::vector<std::vector<uint8_t>> batch;
+      batch.swap(loopback_);
+      for (std::vector<uint8_t>& f : batch) {
+        now_us_ = NowUs();
+        core_.HandleFrame(f, now_us_, *this);
+        loopback_spare_.push_back(std::move(f));
+      }
+      AfterWork();
+    });
+  }
+
   void ArmTimer(uint64_t deadline) {
     armed_deadline_ = deadline;
     timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::microseconds(deadline)));
@@ -343,6 +431,8 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   asio::executor_work_guard<asio::io_context::executor_type> work_;
   asio::steady_timer timer_;
   std::unique_ptr<UdpTransport> transport_;
+  const std::unique_ptr<RingSeqStore> store_;  // I/O thread only after Launch
+  const uint64_t initial_ring_seq_;
   core::SingleRing core_;
   std::thread thread_;
 
@@ -353,6 +443,9 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   uint64_t timer_generation_ = 0;
   std::vector<IntakeRecord> io_records_;
   std::vector<uint8_t> io_bytes_;
+  std::vector<std::vector<uint8_t>> loopback_;        // frames to self, not yet handled
+  std::vector<std::vector<uint8_t>> loopback_spare_;  // their recycled buffers
+  bool loopback_posted_ = false;
   size_t io_next_ = 0;
   uint64_t io_remaining_bytes_ = 0;
 
@@ -376,6 +469,10 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   mutable uint64_t counters_served_ = 0;
   bool counters_final_ = false;
 
+  // Configuration snapshot; guarded by view_mu_.
+  mutable std::mutex view_mu_;
+  ConfigurationView view_;
+
   std::mutex stop_mu_;
   bool stopped_ = false;
 };
@@ -390,7 +487,19 @@ StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config, Callbacks 
     if (!k.ok()) return k.status();
     key = std::move(k).value();
   }
-  auto node = std::make_unique<NodeImpl>(config, std::move(callbacks));
+  std::unique_ptr<runtime::RingSeqStore> store;
+  uint64_t ring_seq = runtime::ClockDerivedRingSeq();
+  if (!config.state_dir.empty()) {
+    StatusOr<std::unique_ptr<runtime::RingSeqStore>> s =
+        runtime::RingSeqStore::Open(config.state_dir);
+    if (!s.ok()) {
+      OPENSSL_cleanse(key.data(), key.size());
+      return s.status();
+    }
+    store = std::move(s).value();
+    ring_seq = store->initial();
+  }
+  auto node = std::make_unique<NodeImpl>(config, std::move(callbacks), std::move(store), ring_seq);
   Status st = node->Open(key);
   OPENSSL_cleanse(key.data(), key.size());
   if (!st.ok()) return st;

@@ -11,10 +11,24 @@
 //  - Callbacks run on the node's I/O thread, one at a time, in the total
 //    order. They must not block for long (the token waits for them) and must
 //    not call Stop(). They may call Submit.
-//  - Every node of the ring delivers the same messages in the same order.
-//    kSafe messages are delivered only once every member has received them.
+//  - Deliveries and configuration changes follow extended virtual synchrony
+//    (types.h: Delivery, ConfigurationEvent): every delivery names the
+//    configuration it is delivered in; members of a configuration deliver
+//    its messages in one total order; kSafe messages are delivered in a
+//    regular configuration only once every member has received them.
+//  - The ring forms dynamically from the configured processors that answer:
+//    a node may start alone, others join it, a crashed or partitioned one
+//    is excluded and a restarted or reconnected one merged back. Submit
+//    keeps working while the ring re-forms: messages are queued (within the
+//    same bound) and sent once the node is operational again.
+//  - The ring sequence number is persisted in NodeConfig::state_dir before
+//    the core uses it (written atomically and durably, see config.h), so
+//    ring ids keep increasing across restarts. If such a write fails the
+//    node cannot keep that promise and the process aborts with a message
+//    (fail-stop), since a node that reuses a ring id breaks the guarantees
+//    for everyone.
 //  - Stop (or the destructor) stops the thread; no callback runs after it
-//    returns.
+//    returns. Stop sends no goodbye: the others see a failed processor.
 #ifndef TOTEM_NODE_H_
 #define TOTEM_NODE_H_
 
@@ -29,6 +43,19 @@
 #include "totem/types.h"
 
 namespace totem {
+
+// What a node knows about its configuration, as of the last configuration
+// event its callback was given (or is about to be given).
+struct ConfigurationView {
+  // The last regular configuration installed; id.seq == 0 and no members
+  // before the first one.
+  ConfigurationEvent regular;
+  // A transitional configuration was delivered after `regular`: the node is
+  // finishing the old configuration and the next regular one is coming.
+  bool in_transition = false;
+  uint64_t regular_installs = 0;       // regular configurations since Start
+  uint64_t transitional_installs = 0;  // transitional configurations since Start
+};
 
 struct Callbacks {
   std::function<void(const Delivery&)> on_deliver;
@@ -51,6 +78,14 @@ class Node {
 
   // A consistent snapshot of the counters (thread-safe).
   virtual Counters GetCounters() const = 0;
+
+  // A snapshot of the node's configuration (thread-safe, cheap: no call
+  // into the I/O thread). Updated just before on_configuration runs.
+  virtual ConfigurationView CurrentConfiguration() const = 0;
+
+  // The ring sequence number this node started from (the persisted value,
+  // or the clock-derived one; see config.h NodeConfig::state_dir).
+  virtual uint64_t initial_ring_seq() const = 0;
 
   // The UDP port this node's unicast socket is bound to.
   virtual uint16_t bound_port() const = 0;
