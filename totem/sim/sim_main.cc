@@ -4,7 +4,9 @@
 // violation). Exits non-zero on any violation, after printing for each
 // failing seed its first violation and the exact command that replays it.
 // --trace prints every event of one seed; --digest prints each run's trace
-// digest, which is identical on every replay of the same command.
+// digest, which is identical on every replay of the same command. --faults
+// adds crashes, restarts, partitions, loss bursts and slow nodes scheduled
+// from the seed; --nodes A-B draws each seed's ring size from the seed.
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,7 +33,7 @@ using totem::sim::RunResult;
 using totem::sim::SimOptions;
 
 constexpr const char* kUsage = R"(usage: totem-sim [options]
-  --nodes N              ring size (default 3)
+  --nodes N | A-B        ring size (default 3); a range draws it per seed
   --seeds A-B | --seed S seeds to run (default 1)
   --messages M           messages submitted per run (default 100)
   --loss P --dup P --reorder P
@@ -46,6 +48,21 @@ constexpr const char* kUsage = R"(usage: totem-sim [options]
   --max-message-bytes N  largest message (large ones are capped to it)
   --max-rtr N            retransmission requests per token
   --token-retransmit-us N --token-hold-us N
+  --token-timeout-us N --token-timeout-per-node-us N --join-timeout-us N
+  --consensus-timeout-us N --merge-timeout-us N
+                         membership timeouts (RingConfig defaults)
+  --faults LIST          comma list of crash, restart, restart-wiped,
+                         partition, heal, loss-burst, slow, or all: a fault
+                         schedule drawn from the seed, then a final heal
+                         after which the live nodes must form one ring
+  --fault-count N        faults per run (default: 1-6 drawn from the seed)
+  --wiped-seq-zero       restart-wiped passes ring seq 0 instead of a
+                         time-based one (1e15 + virtual microseconds)
+  --converge-ms N        termination bound after the final heal (default
+                         2 x (token timeout + consensus + merge) + 4 x join
+                         + 50 ms)
+  --static-membership    the whole run must keep one configuration of all
+                         nodes (no faults; the checker's strict mode)
   --spread-ms N          submit times spread over [0, N] ms (default automatic)
   --large-percent N --large-frames N
                          share of messages larger than a frame, and their
@@ -95,6 +112,7 @@ struct Cli {
   bool digest = false;
   bool expect_violation = false;
   bool fuzz = false;
+  uint32_t nodes_max = 0;  // --nodes A-B: per-seed ring size in [opt.nodes, nodes_max]
 };
 
 // --fuzz: options drawn from the seed (a stream separate from the run's).
@@ -151,6 +169,16 @@ std::string OptionsString(const SimOptions& o) {
   num("--max-rtr", o.max_rtr_entries, d.max_rtr_entries);
   num("--token-retransmit-us", o.token_retransmit_us, d.token_retransmit_us);
   num("--token-hold-us", o.token_hold_us, d.token_hold_us);
+  num("--token-timeout-us", o.token_timeout_us, d.token_timeout_us);
+  num("--token-timeout-per-node-us", o.token_timeout_per_node_us, d.token_timeout_per_node_us);
+  num("--join-timeout-us", o.join_timeout_us, d.join_timeout_us);
+  num("--consensus-timeout-us", o.consensus_timeout_us, d.consensus_timeout_us);
+  num("--merge-timeout-us", o.merge_timeout_us, d.merge_timeout_us);
+  if (o.faults != 0) s += " --faults " + totem::sim::FaultsString(o.faults);
+  num("--fault-count", o.fault_count, d.fault_count);
+  if (o.wiped_seq_zero) s += " --wiped-seq-zero";
+  num("--converge-ms", o.converge_ms, d.converge_ms);
+  if (o.static_membership) s += " --static-membership";
   num("--spread-ms", o.spread_ms, d.spread_ms);
   num("--large-percent", o.large_percent, d.large_percent);
   num("--large-frames", o.large_max_frames, d.large_max_frames);
@@ -201,6 +229,14 @@ std::string ParseArgs(int argc, char** argv, Cli* cli) {
       cli->fuzz = true;
       continue;
     }
+    if (flag == "--wiped-seq-zero") {
+      o.wiped_seq_zero = true;
+      continue;
+    }
+    if (flag == "--static-membership") {
+      o.static_membership = true;
+      continue;
+    }
     if (!has_inline) {
       if (i + 1 >= argc) return flag + " needs a value";
       value = argv[++i];
@@ -217,7 +253,14 @@ std::string ParseArgs(int argc, char** argv, Cli* cli) {
              cli->first_seed <= cli->last_seed;
       }
     } else if (flag == "--nodes") {
-      ok = ParseU32(value, &o.nodes);
+      auto dash = value.find('-');
+      if (dash == std::string::npos) {
+        ok = ParseU32(value, &o.nodes);
+      } else {
+        ok = ParseU32(std::string_view(value).substr(0, dash), &o.nodes) &&
+             ParseU32(std::string_view(value).substr(dash + 1), &cli->nodes_max) &&
+             o.nodes <= cli->nodes_max;
+      }
     } else if (flag == "--messages") {
       ok = ParseU32(value, &o.messages);
     } else if (flag == "--loss") {
@@ -252,6 +295,22 @@ std::string ParseArgs(int argc, char** argv, Cli* cli) {
       ok = ParseU32(value, &o.token_retransmit_us);
     } else if (flag == "--token-hold-us") {
       ok = ParseU32(value, &o.token_hold_us);
+    } else if (flag == "--token-timeout-us") {
+      ok = ParseU32(value, &o.token_timeout_us);
+    } else if (flag == "--token-timeout-per-node-us") {
+      ok = ParseU32(value, &o.token_timeout_per_node_us);
+    } else if (flag == "--join-timeout-us") {
+      ok = ParseU32(value, &o.join_timeout_us);
+    } else if (flag == "--consensus-timeout-us") {
+      ok = ParseU32(value, &o.consensus_timeout_us);
+    } else if (flag == "--merge-timeout-us") {
+      ok = ParseU32(value, &o.merge_timeout_us);
+    } else if (flag == "--faults") {
+      ok = totem::sim::ParseFaults(value, &o.faults);
+    } else if (flag == "--fault-count") {
+      ok = ParseU32(value, &o.fault_count);
+    } else if (flag == "--converge-ms") {
+      ok = ParseU64(value, &o.converge_ms);
     } else if (flag == "--spread-ms") {
       ok = ParseU64(value, &o.spread_ms);
     } else if (flag == "--large-percent") {
@@ -272,6 +331,11 @@ std::string ParseArgs(int argc, char** argv, Cli* cli) {
     if (!ok) return "bad value for " + flag + ": '" + value + "'";
   }
   if (cli->trace && cli->first_seed != cli->last_seed) return "--trace takes a single seed";
+  if (cli->nodes_max != 0) {
+    SimOptions big = o;
+    big.nodes = cli->nodes_max;
+    if (std::string bad = totem::sim::ValidateOptions(big); !bad.empty()) return bad;
+  }
   return totem::sim::ValidateOptions(o);
 }
 
@@ -308,10 +372,16 @@ int main(int argc, char** argv) {
   uint64_t runs = 0, failed = 0, delivered = 0, virtual_us_total = 0, virtual_us_max = 0;
   uint64_t would_block = 0, token_retransmits = 0, retransmissions = 0, dropped = 0;
   uint64_t out_of_window = 0;
+  uint64_t faults = 0, crashes = 0, restarts = 0, config_events = 0;
+  uint64_t converge_us_max = 0, converge_us_total = 0, converged_runs = 0, bound_us_max = 0;
   constexpr uint64_t kMaxReported = 20;
   for (uint64_t seed = cli.first_seed;; ++seed) {
     SimOptions o = cli.fuzz ? FuzzOptions(cli.opt, seed) : cli.opt;
     o.seed = seed;
+    if (cli.nodes_max != 0) {
+      o.nodes = cli.opt.nodes + static_cast<uint32_t>(totem::sim::Mix64(seed ^ 0x5EED0DE5ull) %
+                                                      (cli.nodes_max - cli.opt.nodes + 1));
+    }
     const std::string options = OptionsString(o);
     if (std::string bad = totem::sim::ValidateOptions(o); !bad.empty()) {
       std::fprintf(stderr, "totem-sim: seed %llu: %s\n", static_cast<unsigned long long>(seed),
@@ -335,6 +405,17 @@ int main(int argc, char** argv) {
     retransmissions += r.retransmissions;
     dropped += r.dropped;
     out_of_window += r.out_of_window;
+    faults += r.faults;
+    crashes += r.crashes;
+    restarts += r.restarts;
+    config_events += r.configuration_events;
+    bound_us_max = std::max(bound_us_max, r.bound_us);
+    if (r.converged_us != 0) {
+      const uint64_t c = r.converged_us - std::min(r.converged_us, r.stable_us);
+      converge_us_max = std::max(converge_us_max, c);
+      converge_us_total += c;
+      ++converged_runs;
+    }
     if (cli.trace || cli.digest) {
       std::printf("seed=%llu digest=%016llx events=%llu virtual_us=%llu deliveries=%llu %s%s\n",
                   static_cast<unsigned long long>(seed), static_cast<unsigned long long>(r.digest),
@@ -364,7 +445,26 @@ int main(int argc, char** argv) {
   }
 
   const SimOptions& o = cli.opt;
-  if (cli.fuzz) {
+  if (o.faults != 0 || cli.nodes_max != 0) {
+    std::printf(
+        "totem-sim faults=%s nodes=%u-%u seeds=%llu-%llu messages=%u loss=%s runs=%llu "
+        "delivered=%llu fault_events=%llu crashes=%llu restarts=%llu config_events=%llu "
+        "converge_ms_avg=%.1f converge_ms_max=%.1f bound_ms=%.1f virtual_ms_avg=%.1f "
+        "virtual_ms_max=%.1f violations=%llu\n",
+        totem::sim::FaultsString(o.faults).c_str(), o.nodes,
+        cli.nodes_max != 0 ? cli.nodes_max : o.nodes,
+        static_cast<unsigned long long>(cli.first_seed),
+        static_cast<unsigned long long>(cli.last_seed), o.messages, FormatDouble(o.loss).c_str(),
+        static_cast<unsigned long long>(runs), static_cast<unsigned long long>(delivered),
+        static_cast<unsigned long long>(faults), static_cast<unsigned long long>(crashes),
+        static_cast<unsigned long long>(restarts), static_cast<unsigned long long>(config_events),
+        converged_runs
+            ? static_cast<double>(converge_us_total) / 1000.0 / static_cast<double>(converged_runs)
+            : 0.0,
+        static_cast<double>(converge_us_max) / 1000.0, static_cast<double>(bound_us_max) / 1000.0,
+        static_cast<double>(virtual_us_total) / 1000.0 / static_cast<double>(runs),
+        static_cast<double>(virtual_us_max) / 1000.0, static_cast<unsigned long long>(failed));
+  } else if (cli.fuzz) {
     // The ring and network options differ per seed; name only the fixed ones.
     std::printf(
         "totem-sim fuzz=on seeds=%llu-%llu messages=%u runs=%llu delivered=%llu dropped=%llu "

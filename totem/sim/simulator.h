@@ -18,6 +18,35 @@
 // HMAC is what rejects those in the real system. Each corrupted datagram a
 // node receives must show up in its drop_malformed + drop_bad_version.
 //
+// Faults (--faults, simulator-level, drawn from the seed before the
+// workload): crash (the core is destroyed: its timers and the datagrams it
+// has in flight vanish; datagrams sent to it while down are lost), restart
+// (a new core with the ring seq it persisted through PersistRingSeq: "with
+// its state file"), restart-wiped (without it: the ring seq is derived from
+// virtual time as the runtime derives it from wall-clock microseconds when
+// the file is missing, i.e. kSimEpochSeconds * 10^6 + now_us; or 0 with
+// wiped_seq_zero), partition (every node, up or down, is put into one of 2-3
+// components; datagrams between components are dropped, also those already
+// in flight), heal, loss-burst (for 5-100 ms, 30-80% of the datagrams to or
+// from one node, or between all nodes, are lost: aimed at membership
+// rounds) and slow (for 10-300 ms a node takes 0.2-5 ms to process each
+// datagram, in order, so its input queues up). The first fault falls in the
+// first 50 ms (during the initial ring formation); gaps between faults are
+// short (a few join periods: faults during membership) or long (up to twice
+// token timeout + consensus timeout). After the last fault comes the FINAL
+// HEAL: partitions, loss bursts and slowness end; crashed nodes stay down.
+// From the moment the network is stable (final heal, and every datagram a
+// slow node had queued processed) the live nodes must converge into one
+// Operational ring of exactly themselves, installed by all, within
+//   bound = 2 x (token timeout(n) + consensus + merge) + 4 x join + 50 ms
+// (a ring may first have to notice a crash, exclude the dead node after the
+// consensus timeout and then merge with the rest; see ConvergenceBoundUs).
+// The bound applies when the network itself is loss-free (--loss and
+// --corrupt 0); with background loss every lost datagram may start another
+// membership round, so there only eventual convergence (by the end of the
+// run) is required. Once converged on a loss-free network, any further
+// configuration change is a violation (spurious membership change).
+//
 // The workload submits `messages` messages from random nodes at random
 // times, of random sizes (some larger than a frame, to exercise
 // fragmentation) and random guarantee; a refused Submit (kWouldBlock) is
@@ -32,6 +61,8 @@
 #include <ostream>
 #include <string>
 
+#include "totem/config.h"
+
 namespace totem::sim {
 
 // Deliberate faults injected between the cores and the checker, to prove
@@ -45,6 +76,24 @@ enum class InjectedFault : uint8_t {
 };
 const char* InjectedFaultName(InjectedFault f);
 bool ParseInjectedFault(const std::string& name, InjectedFault* out);
+
+// Fault kinds (bit mask for SimOptions::faults).
+enum FaultKind : uint32_t {
+  kFaultCrash = 1u << 0,
+  kFaultRestart = 1u << 1,
+  kFaultRestartWiped = 1u << 2,
+  kFaultPartition = 1u << 3,
+  kFaultHeal = 1u << 4,
+  kFaultLossBurst = 1u << 5,
+  kFaultSlow = 1u << 6,
+  kFaultAll = (1u << 7) - 1,
+};
+// "crash,restart,..." <-> mask; "all" is every kind, "none" or "" none.
+bool ParseFaults(const std::string& list, uint32_t* mask);
+std::string FaultsString(uint32_t mask);
+
+// Virtual wall clock of a wiped restart, in seconds at virtual time 0.
+inline constexpr uint64_t kSimEpochSeconds = 1'000'000'000;
 
 struct SimOptions {
   uint64_t seed = 1;
@@ -72,6 +121,21 @@ struct SimOptions {
   uint32_t max_rtr_entries = 128;
   uint32_t token_retransmit_us = 10000;
   uint32_t token_hold_us = 8000;
+  // Membership timeouts (RingConfig defaults).
+  uint32_t token_timeout_us = RingConfig().token_timeout_us;
+  uint32_t token_timeout_per_node_us = RingConfig().token_timeout_per_node_us;
+  uint32_t join_timeout_us = RingConfig().join_timeout_us;
+  uint32_t consensus_timeout_us = RingConfig().consensus_timeout_us;
+  uint32_t merge_timeout_us = RingConfig().merge_timeout_us;
+
+  // Faults (see the file comment).
+  uint32_t faults = 0;          // FaultKind mask
+  uint32_t fault_count = 0;     // faults per run; 0: drawn from the seed in [1, 6]
+  bool wiped_seq_zero = false;  // restart-wiped passes ring seq 0, not a time-based one
+  uint64_t converge_ms = 0;     // termination bound; 0: ConvergenceBoundUs
+  // Checker static-membership mode: exactly one configuration, with every
+  // node, in the whole run (runs on a network that must not split the ring).
+  bool static_membership = false;
 
   // Workload.
   uint64_t spread_ms = 0;         // submit times uniform in [0, spread]; 0: automatic
@@ -105,7 +169,17 @@ struct RunResult {
   uint64_t token_retransmits = 0;
   uint64_t retransmissions = 0;  // data frames re-sent on request, all nodes
   uint64_t out_of_window = 0;    // frames dropped beyond a receive buffer, all nodes
+  uint64_t faults = 0;           // fault events executed (final heal excluded)
+  uint64_t crashes = 0;
+  uint64_t restarts = 0;
+  uint64_t configuration_events = 0;  // over all processes
+  uint64_t stable_us = 0;             // when the network became stable (final heal)
+  uint64_t converged_us = 0;          // first convergence after that (0: never)
+  uint64_t bound_us = 0;              // termination bound that applied
 };
+
+// The termination bound for `options` (see the file comment).
+uint64_t ConvergenceBoundUs(const SimOptions& options);
 
 // Validates options a run can't work with; empty string if fine.
 std::string ValidateOptions(const SimOptions& options);
