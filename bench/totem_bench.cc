@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "failover.h"
 #include "totem/config.h"
 #include "totem/counters.h"
 #include "totem/node.h"
@@ -119,7 +120,9 @@ void PrintUsage() {
       "  --pending-bytes B    RingConfig::max_pending_bytes (default 1 MiB, which bounds\n"
       "                       queueing in the saturated latency)\n"
       "  --rate R             total msgs/s of the fixed-rate latency cell (default 50%% of max)\n"
-      "  --json               machine-readable output on stdout\n");
+      "  --json               machine-readable output on stdout\n"
+      "  --failover ...       crash-recovery benchmark with totem-node processes instead\n"
+      "                       (totem-bench --failover --help)\n");
 }
 
 bool ParseUint(const std::string& s, uint64_t* out) {
@@ -336,7 +339,6 @@ struct Row {
 struct NodeState {
   totem::NodeId id = totem::kNoNode;
   uint32_t index = 0;
-  std::atomic<bool> configured{false};
   std::atomic<uint64_t> delivered{0};
   std::atomic<uint64_t> delivered_bytes{0};
   std::atomic<uint64_t> order_hash{0};
@@ -396,9 +398,6 @@ class Ring {
       NodeState* st = states_[i].get();
       totem::Callbacks callbacks;
       callbacks.on_deliver = [this, st](const totem::Delivery& d) { OnDeliver(st, d); };
-      callbacks.on_configuration = [st](const totem::ConfigurationEvent&) {
-        st->configured.store(true, std::memory_order_release);
-      };
       auto node = totem::Node::Start(config, std::move(callbacks));
       if (!node.ok()) {
         std::fprintf(stderr, "totem-bench: node %u failed to start: %s\n", i + 1,
@@ -416,16 +415,23 @@ class Ring {
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
 
-  // Waits for every node's initial configuration.
+  // Waits until every node is in one regular configuration with all N
+  // members (the ring forms dynamically: nodes may first form smaller rings,
+  // and traffic sent then would not reach everyone).
   bool WaitConfigured(std::chrono::milliseconds timeout) {
     const auto deadline = Clock::now() + timeout;
-    for (auto& st : states_) {
-      while (!st->configured.load(std::memory_order_acquire)) {
-        if (Clock::now() > deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (;;) {
+      bool all = true;
+      const totem::ConfigurationView first = nodes_[0]->CurrentConfiguration();
+      for (auto& node : nodes_) {
+        const totem::ConfigurationView v = node->CurrentConfiguration();
+        all = all && !v.in_transition && v.regular.members.size() == nodes_.size() &&
+              v.regular.id == first.regular.id;
       }
+      if (all) return true;
+      if (Clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    return true;
   }
 
   uint32_t size() const { return static_cast<uint32_t>(nodes_.size()); }
@@ -1098,6 +1104,9 @@ void PrintJson(const Options& opts, const std::vector<Row>& rows, double load_at
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--failover") return totem::bench::RunFailoverBench(argc, argv);
+  }
   const std::optional<Options> parsed = ParseOptions(argc, argv);
   if (!parsed) return 2;
   const Options& opts = *parsed;
