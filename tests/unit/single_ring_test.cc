@@ -527,5 +527,23 @@ TEST(Membership, LateTokenLossTimerIsAPauseNotAFailure) {
   EXPECT_EQ(net.ring(1).counters().gathers, 1u);  // only the one that formed the ring
 }
 
+TEST(Membership, RepresentativeCrashWhileHoldingAfterAnsweringARetransmissionFailsOverFast) {
+  FakeRing net({1, 2, 3, 4, 5});
+  net.FormRing();
+  ASSERT_TRUE(net.RunUntil([&] { return net.ring(1).holding_token(); }));
+  // Node 5 retransmits the token it gave the holding representative, which
+  // answers with a TokenAck: alive at that moment ...
+  net.Fire(5, TimerId::kTokenRetransmit);
+  while (net.Step()) {
+  }
+  EXPECT_EQ(net.ring(1).counters().drop_duplicate_token, 1u);
+  // ... and dead right after.
+  const uint64_t crashed_at = net.now();
+  net.Crash(1);
+  ASSERT_TRUE(net.RunUntil([&] { return net.OneRing({2, 3, 4, 5}); }));
+  for (NodeId id : {2u, 3u, 4u, 5u}) EXPECT_EQ(net.ring(id).counters().consensus_timeouts, 0u);
+  EXPECT_LT(net.now() - crashed_at, RingConfig{}.TokenTimeoutUs(5) + RingConfig{}.join_timeout_us);
+}
+
 }  // namespace
 }  // namespace totem::testing

@@ -190,7 +190,7 @@ void SingleRing::HandleFrame(std::span<const uint8_t> frame, uint64_t now_us, Ou
       } else if (r.remaining() != 0) {
         ++counters_.drop_malformed;
       } else if (h.type == FrameType::kTokenAck) {
-        if (h.sender == next_) unanswered_retransmits_ = 0;  // the successor is alive
+        // Nothing more to do: hearing from the successor was noted above.
       } else {
         HandleHoldCancel(out);
       }
@@ -492,8 +492,18 @@ void SingleRing::HandleTimer(TimerId id, uint64_t now_us, Output& out) {
       } else if (retransmit_armed_ && !last_token_.empty() && !holding_) {
         out.Unicast(next_, last_token_);
         ++counters_.tokens_retransmitted;
-        ++unanswered_retransmits_;
-        retransmit_backoff_ = std::min<uint32_t>(retransmit_backoff_ * 2, 8);
+        // Count the intervals in which the successor said nothing at all
+        // (it answers a retransmitted token with a TokenAck): two of them
+        // and it is named failed when the ring breaks. While it answers, keep
+        // the short interval so a death right after an answer is noticed.
+        if (heard_from_next_) {
+          unanswered_retransmits_ = 0;
+          retransmit_backoff_ = 1;
+        } else {
+          ++unanswered_retransmits_;
+          retransmit_backoff_ = std::min<uint32_t>(retransmit_backoff_ * 2, 8);
+        }
+        heard_from_next_ = false;
         out.SetTimer(TimerId::kTokenRetransmit,
                      static_cast<uint64_t>(config_.token_retransmit_us) * retransmit_backoff_);
       }
