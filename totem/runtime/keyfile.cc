@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "file_io.h"
 #include "totem/node.h"
 
 namespace totem {
@@ -29,10 +30,6 @@ constexpr std::string_view kHeader = "totem-key v1";
 constexpr size_t kMinKeyBytes = 16;
 constexpr size_t kMaxKeyBytes = 4096;
 constexpr size_t kMaxFileBytes = 64 * 1024;
-
-std::string Errno(const std::string& what, const std::string& path) {
-  return what + " " + path + ": " + std::strerror(errno);
-}
 
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -49,44 +46,12 @@ std::string_view TrimRight(std::string_view s) {
   return s;
 }
 
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
 }  // namespace
 
 StatusOr<std::string> ReadKeyFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return IoError(Errno("cannot open key file", path));
-  std::string text;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status st = IoError(Errno("cannot read key file", path));
-      ::close(fd);
-      return st;
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxFileBytes) {
-      ::close(fd);
-      return InvalidArgument("key file " + path + " is larger than " +
-                             std::to_string(kMaxFileBytes) + " bytes; not a totem key file");
-    }
-  }
-  ::close(fd);
-
+  StatusOr<std::string> read = runtime::ReadSmallFile(path, kMaxFileBytes, "key file");
+  if (!read.ok()) return read.status();
+  const std::string& text = read.value();
   std::string_view rest(text);
   const size_t nl = rest.find('\n');
   if (nl == std::string_view::npos || TrimRight(rest.substr(0, nl)) != kHeader) {
@@ -141,17 +106,8 @@ Status WriteKeyFile(const std::string& path, size_t bytes) {
   OPENSSL_cleanse(key.data(), key.size());
 
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return IoError(Errno("cannot create", tmp));
-  // The umask cannot widen 0600, but an inherited ACL could: pin the mode.
-  const bool ok = ::fchmod(fd, 0600) == 0 && WriteAll(fd, text) && ::fsync(fd) == 0;
-  Status st = ok ? Status::Ok() : IoError(Errno("cannot write", tmp));
+  Status st = runtime::ReplaceFileAtomically(path, tmp, text, /*dir_fd=*/-1);
   OPENSSL_cleanse(text.data(), text.size());
-  if (::close(fd) != 0 && st.ok()) st = IoError(Errno("cannot close", tmp));
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    st = IoError(Errno("cannot rename " + tmp + " to", path));
-  }
-  if (!st.ok()) ::unlink(tmp.c_str());
   return st;
 }
 
