@@ -17,6 +17,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   librocksdb-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   iproute2 iptables python3
+  etcd-server
+  etcd-client
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
