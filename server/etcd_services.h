@@ -1,0 +1,87 @@
+// The etcd v3 gRPC services totemkvd serves, on the synchronous gRPC API
+// (a handler thread blocks while its op goes through the total order):
+//  - KV: Put / DeleteRange / Txn / Compact go through Replicator::Propose
+//    and answer after the local apply; Range reads local state, after a
+//    shared read barrier unless serializable.
+//  - Maintenance.Status: version "3.5.0", dbSize, leader = the Totem ring
+//    representative, raftIndex = applied position (frame seq in the
+//    current ring), raftTerm = ring seq.
+//  - Cluster.MemberList: the configured members (--initial-cluster), with
+//    Totem addresses as peerURLs (udp://HOST:PORT) and the client URLs
+//    from --initial-cluster-client-urls.
+// Every response header carries {cluster_id (hash of the member list, equal
+// on every node), member_id (= Totem node id), revision, raft_term (= ring
+// seq)}. Unimplemented methods (Watch, Lease, member changes, ...) answer
+// UNIMPLEMENTED (gRPC's default).
+#ifndef TOTEMKV_SERVER_ETCD_SERVICES_H_
+#define TOTEMKV_SERVER_ETCD_SERVICES_H_
+
+#include <chrono>
+#include <cstdint>
+
+#include "etcd/rpc.grpc.pb.h"
+#include "replicator.h"
+#include "server_config.h"
+
+namespace totemkv::server {
+
+// What the services share: the replicator and the static cluster facts.
+class ServerContext {
+ public:
+  ServerContext(const ServerConfig& config, Replicator* replicator);
+  void FillHeader(etcdserverpb::ResponseHeader* header, int64_t revision) const;
+  // How long a call may wait for the total order: 10 s, or less if the
+  // client's deadline is sooner.
+  std::chrono::milliseconds Timeout(const grpc::ServerContext* ctx) const;
+
+  const ServerConfig& config() const { return config_; }
+  Replicator& replicator() const { return *replicator_; }
+  uint64_t cluster_id() const { return cluster_id_; }
+
+ private:
+  const ServerConfig& config_;
+  Replicator* replicator_;
+  uint64_t cluster_id_;
+};
+
+class KvService final : public etcdserverpb::KV::Service {
+ public:
+  explicit KvService(const ServerContext* ctx) : ctx_(ctx) {}
+  grpc::Status Range(grpc::ServerContext* c, const etcdserverpb::RangeRequest* req,
+                     etcdserverpb::RangeResponse* resp) override;
+  grpc::Status Put(grpc::ServerContext* c, const etcdserverpb::PutRequest* req,
+                   etcdserverpb::PutResponse* resp) override;
+  grpc::Status DeleteRange(grpc::ServerContext* c, const etcdserverpb::DeleteRangeRequest* req,
+                           etcdserverpb::DeleteRangeResponse* resp) override;
+  grpc::Status Txn(grpc::ServerContext* c, const etcdserverpb::TxnRequest* req,
+                   etcdserverpb::TxnResponse* resp) override;
+  grpc::Status Compact(grpc::ServerContext* c, const etcdserverpb::CompactionRequest* req,
+                       etcdserverpb::CompactionResponse* resp) override;
+
+ private:
+  const ServerContext* ctx_;
+};
+
+class MaintenanceService final : public etcdserverpb::Maintenance::Service {
+ public:
+  explicit MaintenanceService(const ServerContext* ctx) : ctx_(ctx) {}
+  grpc::Status Status(grpc::ServerContext* c, const etcdserverpb::StatusRequest* req,
+                      etcdserverpb::StatusResponse* resp) override;
+
+ private:
+  const ServerContext* ctx_;
+};
+
+class ClusterService final : public etcdserverpb::Cluster::Service {
+ public:
+  explicit ClusterService(const ServerContext* ctx) : ctx_(ctx) {}
+  grpc::Status MemberList(grpc::ServerContext* c, const etcdserverpb::MemberListRequest* req,
+                          etcdserverpb::MemberListResponse* resp) override;
+
+ private:
+  const ServerContext* ctx_;
+};
+
+}  // namespace totemkv::server
+
+#endif  // TOTEMKV_SERVER_ETCD_SERVICES_H_

@@ -1,0 +1,125 @@
+// totemkvd: the totemkv server. Parses the flags (server_config.h), opens
+// the store and joins the Totem ring (Replicator), serves the etcd v3 API
+// over plaintext gRPC, and runs until SIGINT or SIGTERM. With no flags: a
+// single-node cluster with its data in ./default.totemkv, listening on
+// 127.0.0.1:2379, with a cluster key generated in the data dir.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <climits>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "etcd_services.h"
+#include "log.h"
+#include "replicator.h"
+#include "server_config.h"
+#include "totem/node.h"
+
+namespace {
+
+using totemkv::server::Log;
+
+int Run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  totem::StatusOr<totemkv::server::ServerConfig> parsed = totemkv::server::ParseFlags(args);
+  if (!parsed.ok()) {
+    if (parsed.status().message() == "help") {
+      std::fputs(totemkv::server::Usage(), stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "totemkvd: %s\n%s", parsed.status().message().c_str(),
+                 totemkv::server::Usage());
+    return 2;
+  }
+  const totemkv::server::ServerConfig& config = *parsed;
+
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) {
+    Log("cannot create data dir %s: %s", config.data_dir.c_str(), ec.message().c_str());
+    return 1;
+  }
+  std::string key_file = config.key_file;
+  if (key_file.empty()) {
+    key_file = config.data_dir + "/cluster.key";
+    if (!std::filesystem::exists(key_file)) {
+      if (totem::Status s = totem::WriteKeyFile(key_file); !s.ok()) {
+        Log("cannot write %s: %s", key_file.c_str(), s.ToString().c_str());
+        return 1;
+      }
+      Log("generated a cluster key in %s", key_file.c_str());
+    }
+  }
+  totem::StatusOr<std::string> key = totem::ReadKeyFile(key_file);
+  if (!key.ok()) {
+    Log("cannot read key file %s: %s", key_file.c_str(), key.status().ToString().c_str());
+    return 1;
+  }
+
+  // Block the stop signals before any thread starts, so every thread
+  // inherits the mask and sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  totem::StatusOr<std::unique_ptr<totemkv::server::Replicator>> replicator =
+      totemkv::server::Replicator::Start(config, *key);
+  if (!replicator.ok()) {
+    Log("cannot start: %s", replicator.status().ToString().c_str());
+    return 1;
+  }
+  totemkv::server::ServerContext ctx(config, replicator->get());
+  totemkv::server::KvService kv(&ctx);
+  totemkv::server::MaintenanceService maintenance(&ctx);
+  totemkv::server::ClusterService cluster(&ctx);
+
+  grpc::ServerBuilder builder;
+  std::vector<int> ports(config.listen_addresses.size(), 0);
+  for (size_t i = 0; i < config.listen_addresses.size(); ++i) {
+    builder.AddListeningPort(config.listen_addresses[i], grpc::InsecureServerCredentials(),
+                             &ports[i]);
+  }
+  // Let requests somewhat above etcd's 1.5 MiB limit through so they get
+  // etcd's precise "request is too large" instead of a transport error.
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.SetMaxSendMessageSize(INT_MAX);
+  builder.RegisterService(&kv);
+  builder.RegisterService(&maintenance);
+  builder.RegisterService(&cluster);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  for (size_t i = 0; i < ports.size(); ++i) {
+    if (server == nullptr || ports[i] == 0) {
+      Log("cannot listen on %s", config.listen_client_urls[i].c_str());
+      (*replicator)->Stop();
+      return 1;
+    }
+  }
+  std::string cluster_list;
+  for (const auto& m : config.cluster) {
+    cluster_list += (cluster_list.empty() ? "" : ",") + m.name + "=" + std::to_string(m.id) + "@" +
+                    m.host + ":" + std::to_string(m.port);
+  }
+  Log("ready name=%s node_id=%u data_dir=%s sync=%s cluster_id=%016llx cluster=%s",
+      config.name.c_str(), config.node_id, config.data_dir.c_str(), config.sync ? "true" : "false",
+      static_cast<unsigned long long>(ctx.cluster_id()), cluster_list.c_str());
+  for (const std::string& url : config.listen_client_urls)
+    Log("serving clients on %s", url.c_str());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  Log("signal %d: shutting down", sig);
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  (*replicator)->Stop();
+  server->Wait();
+  Log("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Run(argc, argv); }

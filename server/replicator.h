@@ -1,0 +1,120 @@
+// Replicator: the write path of totemkvd between the gRPC services and the
+// state machine (ARCHITECTURE.md §1). It owns the Totem node and the
+// MvccStore:
+//  - Propose() stamps an Op envelope with a fresh random 16-byte op id and
+//    this node as origin, submits it with Guarantee::kSafe (retrying on
+//    kWouldBlock within the deadline), and waits for its local apply.
+//  - The Totem I/O thread only copies each safe delivery into a queue; one
+//    apply thread drains the queue, groups everything queued into ONE
+//    MvccStore::ApplyBatch (with the applied position = ring id + frame
+//    seq of the last delivery), then completes the origin's waiting calls
+//    by op id.
+//  - ReadBarrier() gives linearizable reads: it proposes a Barrier op and
+//    returns once it is applied locally. Concurrent readers share one: a
+//    group stays open while the previous barrier is in flight, and every
+//    reader that joined it is answered by the one barrier submitted after
+//    they all arrived.
+// This step applies EVERY safe-delivered op in delivery order, including
+// those delivered in a transitional configuration; primary-component
+// logic (green/yellow/red ops, refusing writes in a minority) is the next
+// issue.
+#ifndef TOTEMKV_SERVER_REPLICATOR_H_
+#define TOTEMKV_SERVER_REPLICATOR_H_
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kvstore/mvcc_store.h"
+#include "kvstore/ops.pb.h"
+#include "server_config.h"
+#include "totem/node.h"
+
+namespace totemkv::server {
+
+class Replicator {
+ public:
+  // Opens the store under <data-dir>/db and starts the Totem node with its
+  // state under <data-dir>/totem and the given cluster key bytes.
+  static totem::StatusOr<std::unique_ptr<Replicator>> Start(const ServerConfig& config,
+                                                            const std::string& key);
+  ~Replicator();
+  Replicator(const Replicator&) = delete;
+  Replicator& operator=(const Replicator&) = delete;
+
+  // Proposes `op` (body set by the caller) and waits until it is applied
+  // here. Returns the op's result (its own failure in result.status), or
+  // UNAVAILABLE if it could not be submitted / applied within `timeout`
+  // (the op may still be applied later), or INVALID_ARGUMENT if too large.
+  totem::StatusOr<::kvstore::OpResult> Propose(totemkv::kvstore::v1::Op op,
+                                               std::chrono::milliseconds timeout);
+
+  // Returns once every op ordered before some point after this call began
+  // is applied locally (see above).
+  totem::Status ReadBarrier(std::chrono::milliseconds timeout);
+
+  const ::kvstore::MvccStore& store() const { return *store_; }
+  totem::ConfigurationView Configuration() const { return node_->CurrentConfiguration(); }
+  uint64_t applied_seq() const { return applied_seq_.load(); }
+  uint64_t applied_ops() const { return applied_ops_.load(); }
+  totem::NodeId node_id() const { return node_id_; }
+
+  // Stops the node and the apply thread; waiting calls get UNAVAILABLE.
+  void Stop();
+
+ private:
+  using OpId = std::array<uint8_t, 16>;
+  struct Delivered {
+    totem::RingId ring;
+    uint64_t frame_seq = 0;
+    std::string payload;
+  };
+  struct BarrierGroup {
+    std::promise<totem::Status> promise;
+    std::shared_future<totem::Status> future;
+  };
+
+  Replicator(totem::NodeId node_id, std::unique_ptr<::kvstore::MvccStore> store);
+  void OnDeliver(const totem::Delivery& d);
+  void ApplyLoop();
+  OpId NewOpId();
+  void Fail(const OpId& id);
+
+  const totem::NodeId node_id_;
+  std::unique_ptr<::kvstore::MvccStore> store_;
+  std::unique_ptr<totem::Node> node_;
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Delivered> queue_;
+  bool stopping_ = false;
+  std::thread apply_thread_;
+
+  std::mutex pending_mu_;
+  std::map<OpId, std::promise<::kvstore::OpResult>> pending_;
+  std::mt19937_64 rng_;  // guarded by pending_mu_
+
+  std::mutex barrier_mu_;
+  std::condition_variable barrier_cv_;
+  std::shared_ptr<BarrierGroup> open_group_;
+  int barriers_in_flight_ = 0;
+
+  std::atomic<uint64_t> applied_seq_{0};
+  std::atomic<uint64_t> applied_ops_{0};
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace totemkv::server
+
+#endif  // TOTEMKV_SERVER_REPLICATOR_H_

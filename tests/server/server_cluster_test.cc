@@ -1,0 +1,420 @@
+// End-to-end tests of totemkvd: three real server processes on loopback
+// (free ports, a fresh cluster key and data dirs per test) driven by the
+// Debian `etcdctl` (API v3) and by a C++ gRPC client on the etcd protos.
+// Checks: writes at one node are read at the others (linearizable reads),
+// txn, endpoint status and member list through etcdctl; concurrent puts at
+// all three nodes get distinct revisions that every node agrees on; etcd's
+// error codes; and kill -9 of one node under write load loses no
+// acknowledged write on the two survivors. Every wait has a deadline.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../integration/test_util.h"
+#include "etcd/rpc.grpc.pb.h"
+#include "totem/node.h"
+
+namespace totemkv {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using totem::testing::Child;
+using totem::testing::FreeUdpPorts;
+using totem::testing::ReadFile;
+using totem::testing::TempDir;
+using totem::testing::WaitFor;
+
+constexpr const char* kServerBin = TOTEMKVD_BIN;
+
+uint16_t FreeTcpPort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  uint16_t port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+    port = ntohs(a.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+// A cluster of `n` totemkvd processes named n1..nN with node ids 1..N.
+class Cluster {
+ public:
+  explicit Cluster(size_t n) : n_(n), udp_(FreeUdpPorts(n)) {
+    for (size_t i = 0; i < n; ++i) {
+      uint16_t p = 0;
+      do {
+        p = FreeTcpPort();
+      } while (p != 0 && std::find(tcp_.begin(), tcp_.end(), p) != tcp_.end());
+      tcp_.push_back(p);
+    }
+    key_ = dir_.path() + "/cluster.key";
+    children_.resize(n);
+  }
+
+  bool Init() {
+    if (udp_.size() != n_ || dir_.path().empty()) return false;
+    for (uint16_t p : tcp_) {
+      if (p == 0) return false;
+    }
+    return totem::WriteKeyFile(key_).ok();
+  }
+
+  void Start(size_t i) {
+    std::string cluster, client_urls;
+    for (size_t j = 0; j < n_; ++j) {
+      const std::string name = "n" + std::to_string(j + 1);
+      cluster += (j ? "," : "") + name + "=" + std::to_string(j + 1) +
+                 "@127.0.0.1:" + std::to_string(udp_[j]);
+      client_urls += (j ? "," : "") + name + "=" + Url(j);
+    }
+    const std::string name = "n" + std::to_string(i + 1);
+    children_[i] = std::make_unique<Child>(
+        std::vector<std::string>{kServerBin, "--name", name, "--data-dir", dir_.path() + "/" + name,
+                                 "--listen-client-urls", Url(i), "--initial-cluster", cluster,
+                                 "--initial-cluster-client-urls", client_urls, "--key-file", key_},
+        Log(i));
+  }
+
+  // Every running node's last regular configuration has all `members`.
+  bool WaitForRing(const std::string& members, milliseconds timeout) {
+    return WaitFor(
+        [&] {
+          for (size_t i = 0; i < n_; ++i) {
+            if (children_[i] == nullptr) continue;
+            const std::string log = ReadFile(Log(i));
+            const size_t pos = log.rfind("configuration regular");
+            if (pos == std::string::npos) return false;
+            const size_t eol = log.find('\n', pos);
+            if (log.substr(pos, eol - pos).find(" members=" + members + " ") == std::string::npos) {
+              return false;
+            }
+          }
+          return true;
+        },
+        timeout);
+  }
+
+  void Kill(size_t i) { children_[i].reset(); }  // SIGKILL (Child's destructor)
+
+  std::string Url(size_t i) const { return "http://127.0.0.1:" + std::to_string(tcp_[i]); }
+  std::string Endpoint(size_t i) const { return "127.0.0.1:" + std::to_string(tcp_[i]); }
+  std::string Log(size_t i) const { return dir_.path() + "/n" + std::to_string(i + 1) + ".log"; }
+  std::string Logs() const {
+    std::string s;
+    for (size_t i = 0; i < n_; ++i) s += "---- n" + std::to_string(i + 1) + "\n" + ReadFile(Log(i));
+    return s;
+  }
+  const std::string& dir() const { return dir_.path(); }
+
+  std::unique_ptr<etcdserverpb::KV::Stub> Kv(size_t i) const {
+    return etcdserverpb::KV::NewStub(
+        grpc::CreateChannel(Endpoint(i), grpc::InsecureChannelCredentials()));
+  }
+
+ private:
+  TempDir dir_;
+  size_t n_;
+  std::vector<uint16_t> udp_;
+  std::vector<uint16_t> tcp_;
+  std::string key_;
+  std::vector<std::unique_ptr<Child>> children_;
+};
+
+// Runs etcdctl (API v3) against `endpoint` with `args`, optionally feeding
+// `stdin_text`; returns {exit code, combined output}.
+std::pair<int, std::string> Etcdctl(const Cluster& c, const std::string& endpoint,
+                                    const std::string& args, const std::string& stdin_text = "") {
+  static std::atomic<int> counter{0};
+  const std::string base = c.dir() + "/etcdctl" + std::to_string(counter++);
+  std::string cmd =
+      "ETCDCTL_API=3 etcdctl --dial-timeout=5s --command-timeout=10s --endpoints=" + endpoint +
+      " " + args;
+  if (!stdin_text.empty()) {
+    {
+      std::ofstream in(base + ".in");
+      in << stdin_text;
+    }
+    cmd += " < " + base + ".in";
+  }
+  Child child({"/bin/sh", "-c", cmd}, base + ".out");
+  const std::optional<int> rc = child.Wait(seconds(30));
+  return {rc.value_or(-1), ReadFile(base + ".out")};
+}
+
+grpc::Status Put(etcdserverpb::KV::Stub& kv, const std::string& key, const std::string& value,
+                 etcdserverpb::PutResponse* resp, milliseconds timeout = milliseconds(10000)) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + timeout);
+  etcdserverpb::PutRequest req;
+  req.set_key(key);
+  req.set_value(value);
+  return kv.Put(&ctx, req, resp);
+}
+
+// Every key with `prefix`, as key -> (value, mod_revision), read at `kv`.
+grpc::Status RangePrefix(etcdserverpb::KV::Stub& kv, const std::string& prefix, bool serializable,
+                         std::map<std::string, std::pair<std::string, int64_t>>* out,
+                         int64_t* header_revision = nullptr) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+  etcdserverpb::RangeRequest req;
+  req.set_key(prefix);
+  std::string end = prefix;
+  end.back() = static_cast<char>(end.back() + 1);
+  req.set_range_end(end);
+  req.set_serializable(serializable);
+  etcdserverpb::RangeResponse resp;
+  grpc::Status s = kv.Range(&ctx, req, &resp);
+  out->clear();
+  for (const auto& kvp : resp.kvs()) (*out)[kvp.key()] = {kvp.value(), kvp.mod_revision()};
+  if (header_revision != nullptr) *header_revision = resp.header().revision();
+  return s;
+}
+
+class ServerClusterTest : public ::testing::Test {
+ protected:
+  void StartCluster() {
+    ASSERT_TRUE(cluster_.Init());
+    for (size_t i = 0; i < 3; ++i) cluster_.Start(i);
+    ASSERT_TRUE(cluster_.WaitForRing("1,2,3", seconds(30))) << cluster_.Logs();
+  }
+  void TearDown() override {
+    if (HasFailure()) std::fprintf(stderr, "%s\n", cluster_.Logs().c_str());
+  }
+  Cluster cluster_{3};
+};
+
+TEST_F(ServerClusterTest, EtcdctlPutGetDelTxnStatusMemberList) {
+  StartCluster();
+  auto [rc, out] = Etcdctl(cluster_, cluster_.Endpoint(0), "put greeting hello");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "OK\n");
+  for (size_t i : {1u, 2u}) {
+    std::tie(rc, out) = Etcdctl(cluster_, cluster_.Endpoint(i), "get greeting");
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_EQ(out, "greeting\nhello\n") << "node " << i + 1;
+  }
+  std::tie(rc, out) = Etcdctl(cluster_, cluster_.Endpoint(1), "get greeting --consistency=s");
+  EXPECT_EQ(out, "greeting\nhello\n");
+
+  // A txn at node 2, seen at node 3.
+  std::tie(rc, out) =
+      Etcdctl(cluster_, cluster_.Endpoint(1), "txn",
+              "value(\"greeting\") = \"hello\"\n\nput result yes\n\nput result no\n\n");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "SUCCESS\n\nOK\n");
+  std::tie(rc, out) = Etcdctl(cluster_, cluster_.Endpoint(2), "get result");
+  EXPECT_EQ(out, "result\nyes\n");
+
+  // Delete at node 3, gone at node 1.
+  std::tie(rc, out) = Etcdctl(cluster_, cluster_.Endpoint(2), "del greeting");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "1\n");
+  std::tie(rc, out) = Etcdctl(cluster_, cluster_.Endpoint(0), "get greeting");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "");
+
+  // endpoint status against all three: same leader (the ring
+  // representative, node 1), same raft term, version 3.5.0.
+  std::string endpoints;
+  for (size_t i = 0; i < 3; ++i) endpoints += (i ? "," : "") + cluster_.Endpoint(i);
+  std::tie(rc, out) = Etcdctl(cluster_, endpoints, "endpoint status -w table");
+  ASSERT_EQ(rc, 0) << out;
+  std::fprintf(stderr, "%s", out.c_str());
+  for (size_t i = 0; i < 3; ++i) EXPECT_NE(out.find(cluster_.Endpoint(i)), std::string::npos);
+  EXPECT_NE(out.find("3.5.0"), std::string::npos) << out;
+  std::tie(rc, out) = Etcdctl(cluster_, endpoints, "endpoint status -w json");
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\"leader\":1,"), std::string::npos) << out;
+
+  std::tie(rc, out) = Etcdctl(cluster_, cluster_.Endpoint(1), "member list");
+  ASSERT_EQ(rc, 0) << out;
+  std::fprintf(stderr, "%s", out.c_str());
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_NE(out.find(", n" + std::to_string(i + 1) + ", "), std::string::npos) << out;
+    EXPECT_NE(out.find(cluster_.Url(i)), std::string::npos) << out;
+  }
+
+  // etcd's errors, as etcdctl prints them.
+  std::tie(rc, out) = Etcdctl(cluster_, cluster_.Endpoint(0), "compact 3");
+  ASSERT_EQ(rc, 0) << out;
+  std::tie(rc, out) = Etcdctl(cluster_, cluster_.Endpoint(1), "get result --rev=2");
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("Error: etcdserver: mvcc: required revision has been compacted"),
+            std::string::npos)
+      << out;
+}
+
+TEST_F(ServerClusterTest, ConcurrentGrpcPutsAtAllNodesAgree) {
+  StartCluster();
+  constexpr int kPerNode = 150;
+  std::mutex mu;
+  std::map<std::string, std::pair<std::string, int64_t>> acked;  // key -> (value, revision)
+  std::set<uint64_t> member_ids;
+  std::set<uint64_t> cluster_ids;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (size_t node = 0; node < 3; ++node) {
+    for (int t = 0; t < 2; ++t) {  // two concurrent clients per node
+      writers.emplace_back([&, node, t] {
+        auto kv = cluster_.Kv(node);
+        for (int i = 0; i < kPerNode / 2; ++i) {
+          const std::string key =
+              "c/" + std::to_string(node) + "/" + std::to_string(t) + "/" + std::to_string(i);
+          const std::string value = "v" + std::to_string(i * 7 + static_cast<int>(node));
+          etcdserverpb::PutResponse resp;
+          grpc::Status s = Put(*kv, key, value, &resp);
+          std::lock_guard<std::mutex> l(mu);
+          if (!s.ok()) {
+            ++failures;
+            continue;
+          }
+          acked[key] = {value, resp.header().revision()};
+          member_ids.insert(resp.header().member_id());
+          cluster_ids.insert(resp.header().cluster_id());
+        }
+      });
+    }
+  }
+  for (auto& w : writers) w.join();
+  ASSERT_EQ(failures.load(), 0);
+  ASSERT_EQ(acked.size(), 3u * kPerNode);
+  EXPECT_EQ(member_ids, (std::set<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(cluster_ids.size(), 1u);
+  // Every put made its own revision: all distinct, 2..N+1.
+  std::set<int64_t> revisions;
+  for (const auto& [key, vr] : acked) revisions.insert(vr.second);
+  EXPECT_EQ(revisions.size(), acked.size());
+  EXPECT_EQ(*revisions.begin(), 2);
+  EXPECT_EQ(*revisions.rbegin(), static_cast<int64_t>(acked.size()) + 1);
+
+  // Each node (linearizable read) has exactly the acknowledged keys with the
+  // revisions their writers were told.
+  for (size_t node = 0; node < 3; ++node) {
+    std::map<std::string, std::pair<std::string, int64_t>> got;
+    int64_t header_rev = 0;
+    ASSERT_TRUE(RangePrefix(*cluster_.Kv(node), "c/", false, &got, &header_rev).ok());
+    EXPECT_EQ(got, acked) << "node " << node + 1;
+    EXPECT_EQ(header_rev, static_cast<int64_t>(acked.size()) + 1) << "node " << node + 1;
+  }
+
+  // Errors: etcd's codes and messages; nothing changes.
+  auto kv = cluster_.Kv(1);
+  etcdserverpb::PutResponse resp;
+  grpc::Status s = Put(*kv, "big", std::string(1600 * 1024, 'x'), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("etcdserver: request is too large"), std::string::npos)
+      << s.error_message();
+  s = Put(*kv, "", "x", &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(), "etcdserver: key is not provided");
+  {
+    grpc::ClientContext ctx;
+    etcdserverpb::PutRequest req;
+    req.set_key("missing");
+    req.set_ignore_value(true);
+    s = kv->Put(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(s.error_message(), "etcdserver: key not found");
+  }
+  {
+    grpc::ClientContext ctx;
+    etcdserverpb::RangeRequest req;
+    req.set_key("c/");
+    req.set_revision(1000000);
+    etcdserverpb::RangeResponse rr;
+    s = kv->Range(&ctx, req, &rr);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+    EXPECT_EQ(s.error_message(), "etcdserver: mvcc: required revision is a future revision");
+  }
+  // Still exactly the same state everywhere.
+  for (size_t node = 0; node < 3; ++node) {
+    std::map<std::string, std::pair<std::string, int64_t>> got;
+    int64_t header_rev = 0;
+    ASSERT_TRUE(RangePrefix(*cluster_.Kv(node), "c/", false, &got, &header_rev).ok());
+    EXPECT_EQ(header_rev, static_cast<int64_t>(acked.size()) + 1) << "node " << node + 1;
+  }
+}
+
+TEST_F(ServerClusterTest, KillOneNodeUnderWriteLoadLosesNoAcknowledgedPut) {
+  StartCluster();
+  std::mutex mu;
+  std::map<std::string, std::string> acked;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> killed{false};
+  std::atomic<int> acked_after_kill[3] = {0, 0, 0};
+  std::vector<std::thread> writers;
+  for (size_t node = 0; node < 3; ++node) {
+    writers.emplace_back([&, node] {
+      auto kv = cluster_.Kv(node);
+      for (int i = 0; !stop; ++i) {
+        const std::string key = "k/" + std::to_string(node) + "/" + std::to_string(i);
+        const std::string value = "value-" + std::to_string(i);
+        etcdserverpb::PutResponse resp;
+        const bool after = killed;
+        if (Put(*kv, key, value, &resp, milliseconds(3000)).ok()) {
+          std::lock_guard<std::mutex> l(mu);
+          acked[key] = value;
+          if (after) ++acked_after_kill[node];
+        } else if (node == 2 && killed) {
+          return;  // the killed node's client gives up
+        }
+      }
+    });
+  }
+  // Load for a while, then kill -9 node 3 mid-stream.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> l(mu);
+        return acked.size() >= 200;
+      },
+      seconds(30)));
+  cluster_.Kill(2);
+  killed = true;
+  // The survivors re-form a ring of two and keep serving writes.
+  ASSERT_TRUE(WaitFor([&] { return acked_after_kill[0] >= 100 && acked_after_kill[1] >= 100; },
+                      seconds(30)))
+      << acked_after_kill[0] << " " << acked_after_kill[1];
+  stop = true;
+  for (auto& w : writers) w.join();
+  EXPECT_TRUE(cluster_.WaitForRing("1,2", seconds(10)));
+
+  std::map<std::string, std::string> expected;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    expected = acked;
+  }
+  std::map<std::string, std::pair<std::string, int64_t>> got[2];
+  for (size_t node = 0; node < 2; ++node) {
+    ASSERT_TRUE(RangePrefix(*cluster_.Kv(node), "k/", false, &got[node]).ok());
+    size_t missing = 0;
+    for (const auto& [key, value] : expected) {
+      auto it = got[node].find(key);
+      if (it == got[node].end() || it->second.first != value) ++missing;
+    }
+    EXPECT_EQ(missing, 0u) << "node " << node + 1 << " lost acknowledged puts (of "
+                           << expected.size() << ")";
+  }
+  // And the two survivors hold the same data (including any write whose
+  // ack was lost with node 3).
+  EXPECT_EQ(got[0], got[1]);
+}
+
+}  // namespace
+}  // namespace totemkv
