@@ -14,33 +14,18 @@ using client::Client;
 using client::ClientOptions;
 using client::StatusCode;
 
-class ClientTest : public ::testing::Test {
+class ClientTest : public ServerSuite<ClientTest> {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new TestServer(ServerFromEnv());
-    if (!server_->available()) return;
-    std::string log;
-    started_ = server_->Start(std::chrono::seconds(15), &log);
-    if (!started_) ADD_FAILURE() << "server did not start:\n" << log;
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
   void SetUp() override {
-    if (!server_->available()) GTEST_SKIP() << server_->spec().binary << " not installed";
-    ASSERT_TRUE(started_);
+    ServerSuite::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     ClientOptions o;
     o.endpoints = {server_->endpoint()};
     client_ = std::make_unique<Client>(o);
   }
 
-  static TestServer* server_;
-  static bool started_;
   std::unique_ptr<Client> client_;
 };
-TestServer* ClientTest::server_ = nullptr;
-bool ClientTest::started_ = false;
 
 TEST(ClientHelpers, ParseEndpointsAndPrefixRangeEnd) {
   EXPECT_EQ(client::ParseEndpoints(" http://a:1, b:2/ ,,c:3"),
@@ -113,12 +98,11 @@ TEST_F(ClientTest, Watch_IteratorAndCallbackSeeEvents) {
   canceller.join();
 
   int events = 0;
-  client::Status s = client_->Watch(
-      "w/a", {.start_revision = put->header().revision()},
-      [&](const etcdserverpb::WatchResponse& r) {
-        events += r.events_size();
-        return events < 2;
-      });
+  client::Status s = client_->Watch("w/a", {.start_revision = put->header().revision()},
+                                    [&](const etcdserverpb::WatchResponse& r) {
+                                      events += r.events_size();
+                                      return events < 2;
+                                    });
   EXPECT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(events, 2);
 }

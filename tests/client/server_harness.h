@@ -10,6 +10,7 @@
 #define TOTEMKV_TESTS_CLIENT_SERVER_HARNESS_H_
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -194,6 +195,33 @@ inline RunResult RunProcess(const std::vector<std::string>& argv, const std::str
   r.err = ReadFile(err_path);
   return r;
 }
+
+// A test suite sharing one server for all its tests: started once in
+// SetUpTestSuite, stopped in TearDownTestSuite; a test is skipped when the
+// server binary is not installed and fails when it did not start. `Derived`
+// gives each suite its own server (CRTP).
+template <typename Derived>
+class ServerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new TestServer(ServerFromEnv());
+    if (!server_->available()) return;
+    std::string log;
+    started_ = server_->Start(std::chrono::seconds(15), &log);
+    if (!started_) ADD_FAILURE() << "server did not start:\n" << log;
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    if (!server_->available()) GTEST_SKIP() << server_->spec().binary << " not installed";
+    ASSERT_TRUE(started_);
+  }
+
+  static inline TestServer* server_ = nullptr;
+  static inline bool started_ = false;
+};
 
 }  // namespace totemkv::testing
 

@@ -10,24 +10,8 @@
 namespace totemkv::testing {
 namespace {
 
-class TkvCliTest : public ::testing::Test {
+class TkvCliTest : public ServerSuite<TkvCliTest> {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new TestServer(ServerFromEnv());
-    if (!server_->available()) return;
-    std::string log;
-    started_ = server_->Start(std::chrono::seconds(15), &log);
-    if (!started_) ADD_FAILURE() << "server did not start:\n" << log;
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override {
-    if (!server_->available()) GTEST_SKIP() << server_->spec().binary << " not installed";
-    ASSERT_TRUE(started_);
-  }
-
   // tkv with --endpoints=<server> and `args`.
   static RunResult Tkv(std::vector<std::string> args, const std::string& input = "") {
     std::vector<std::string> argv = {TKV_BIN, "--endpoints=" + server_->endpoint()};
@@ -38,12 +22,7 @@ class TkvCliTest : public ::testing::Test {
     args.insert(args.begin(), TKV_BIN);
     return RunProcess(args);
   }
-
-  static TestServer* server_;
-  static bool started_;
 };
-TestServer* TkvCliTest::server_ = nullptr;
-bool TkvCliTest::started_ = false;
 
 // A dead endpoint: a port nobody listens on.
 std::string DeadEndpoint() { return "127.0.0.1:" + std::to_string(FreeTcpPort()); }
@@ -195,9 +174,13 @@ TEST_F(TkvCliTest, EndpointsFromEnvironment) {
 }
 
 TEST_F(TkvCliTest, BadUsage_PrintsUsageAndExits2) {
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{}, {"frobnicate"}, {"put"}, {"get", "k", "--nope"},
-        {"get", "k", "--limit", "x"}, {"-w", "xml", "get", "k"}, {"lease", "grant"}}) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{},
+                                               {"frobnicate"},
+                                               {"put"},
+                                               {"get", "k", "--nope"},
+                                               {"get", "k", "--limit", "x"},
+                                               {"-w", "xml", "get", "k"},
+                                               {"lease", "grant"}}) {
     RunResult r = TkvRaw(args);
     EXPECT_EQ(r.exit_code, 2) << ::testing::PrintToString(args);
     EXPECT_NE(r.err.find("Usage: tkv"), std::string::npos) << r.err;
@@ -212,8 +195,7 @@ TEST_F(TkvCliTest, Watch_PrintsEventsUntilInterrupted) {
   const std::string rev = std::to_string(std::stoll(put.out.substr(at + 11)));
   ASSERT_EQ(Tkv({"del", "watch/a"}).exit_code, 0);
   const RunResult r = RunProcess(
-      {TKV_BIN, "--endpoints=" + server_->endpoint(), "watch", "watch/", "--prefix", "--rev",
-       rev},
+      {TKV_BIN, "--endpoints=" + server_->endpoint(), "watch", "watch/", "--prefix", "--rev", rev},
       "", std::chrono::seconds(10),
       [] { std::this_thread::sleep_for(std::chrono::milliseconds(1000)); });
   EXPECT_EQ(r.exit_code, 0) << r.err;
