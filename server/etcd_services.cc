@@ -40,7 +40,10 @@ int64_t DirectoryBytes(const std::string& path) {
 template <typename Resp, typename Proto, typename Fill>
 grpc::Status ProposeAndAnswer(const ServerContext& ctx, const grpc::ServerContext* c, pb::Op op,
                               Proto* out, Fill fill) {
-  totem::StatusOr<::kvstore::OpResult> r = ctx.replicator().Propose(std::move(op), ctx.Timeout(c));
+  std::string op_id;
+  if (grpc::Status s = ClientOpId(*c, &op_id); !s.ok()) return s;
+  totem::StatusOr<::kvstore::OpResult> r =
+      ctx.replicator().Propose(std::move(op), ctx.Timeout(c), op_id);
   if (!r.ok()) return ToGrpcStatus(r.status());
   if (!r->status.ok()) return ToGrpcStatus(r->status);
   if (const Resp* typed = std::get_if<Resp>(&r->response)) fill(*typed);
@@ -50,6 +53,35 @@ grpc::Status ProposeAndAnswer(const ServerContext& ctx, const grpc::ServerContex
 }
 
 }  // namespace
+
+grpc::Status ClientOpId(const grpc::ServerContext& c, std::string* op_id) {
+  op_id->clear();
+  const auto& md = c.client_metadata();
+  auto it = md.find(kOpIdMetadataKey);
+  if (it == md.end()) return grpc::Status::OK;
+  const std::string_view hex(it->second.data(), it->second.size());
+  auto nibble = [](char ch) -> int {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+  };
+  bool ok = hex.size() == 32;
+  std::string bytes;
+  for (size_t i = 0; ok && i < hex.size(); i += 2) {
+    const int hi = nibble(hex[i]);
+    const int lo = nibble(hex[i + 1]);
+    ok = hi >= 0 && lo >= 0;
+    bytes.push_back(static_cast<char>((hi << 4) | lo));
+  }
+  if (!ok || bytes == std::string(16, '\0')) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            std::string("totemkv: metadata ") + kOpIdMetadataKey +
+                " must be 32 hex digits (16 bytes, not all zero)"};
+  }
+  *op_id = std::move(bytes);
+  return grpc::Status::OK;
+}
 
 ServerContext::ServerContext(const ServerConfig& config, Replicator* replicator)
     : config_(config), replicator_(replicator) {

@@ -25,6 +25,16 @@
 
 namespace totemkv::server {
 
+// gRPC metadata key a client sets on a write (Put, DeleteRange, Txn,
+// Compact, lease grant/revoke) to choose its op id: 32 hex digits. A retry
+// of the same request with the same id — at this node or another — is
+// applied at most once (the store remembers the last 100,000 ids) and is
+// answered with the original status and revision.
+inline constexpr char kOpIdMetadataKey[] = "totemkv-op-id";
+
+// Reads kOpIdMetadataKey: empty if absent; INVALID_ARGUMENT if malformed.
+grpc::Status ClientOpId(const grpc::ServerContext& c, std::string* op_id);
+
 // What the services share: the replicator and the static cluster facts.
 class ServerContext {
  public:

@@ -63,10 +63,8 @@ StatusOr<std::unique_ptr<Replicator>> Replicator::Start(const ServerConfig& conf
   r->apply_thread_ = std::thread([p = r.get()] { p->ApplyLoop(); });
   totem::Callbacks cb;
   cb.on_deliver = [p = r.get()](const totem::Delivery& d) { p->OnDeliver(d); };
-  cb.on_configuration = [](const totem::ConfigurationEvent& e) {
-    Log("configuration %s ring=%s members=%s joined=%s left=%s",
-        totem::ConfigurationKindName(e.kind), e.id.ToString().c_str(), Members(e.members).c_str(),
-        Members(e.joined).c_str(), Members(e.left).c_str());
+  cb.on_configuration = [p = r.get()](const totem::ConfigurationEvent& e) {
+    p->OnConfiguration(e);
   };
   StatusOr<std::unique_ptr<totem::Node>> node = totem::Node::Start(nc, std::move(cb));
   if (!node.ok()) {
@@ -89,12 +87,70 @@ void Replicator::Stop() {
   queue_cv_.notify_all();
   if (apply_thread_.joinable()) apply_thread_.join();
   std::lock_guard<std::mutex> l(pending_mu_);
-  for (auto& [id, promise] : pending_) {
+  for (auto& [id, pending] : pending_) {
     ::kvstore::OpResult failed;
     failed.status = Unavailable("etcdserver: server stopped");
-    promise.set_value(std::move(failed));
+    pending->promise.set_value(std::move(failed));
   }
   pending_.clear();
+}
+
+void Replicator::OnConfiguration(const totem::ConfigurationEvent& e) {
+  Log("configuration %s ring=%s members=%s joined=%s left=%s",
+      totem::ConfigurationKindName(e.kind), e.id.ToString().c_str(), Members(e.members).c_str(),
+      Members(e.joined).c_str(), Members(e.left).c_str());
+  {
+    std::lock_guard<std::mutex> l(history_mu_);
+    const auto now = std::chrono::system_clock::now().time_since_epoch();
+    history_.push_back(
+        {e, std::chrono::duration_cast<std::chrono::microseconds>(now).count()});
+    if (history_.size() > kConfigurationHistory) {
+      history_.pop_front();
+      ++history_dropped_;
+    }
+  }
+  std::lock_guard<std::mutex> l(observers_mu_);
+  for (const ConfigurationObserver& o : configuration_observers_) o(e);
+}
+
+void Replicator::AddApplyObserver(ApplyObserver observer) {
+  std::lock_guard<std::mutex> l(observers_mu_);
+  apply_observers_.push_back(std::move(observer));
+}
+
+void Replicator::AddConfigurationObserver(ConfigurationObserver observer) {
+  std::lock_guard<std::mutex> l(observers_mu_);
+  configuration_observers_.push_back(std::move(observer));
+}
+
+std::vector<Replicator::ConfigurationRecord> Replicator::ConfigurationHistory(
+    uint64_t* dropped) const {
+  std::lock_guard<std::mutex> l(history_mu_);
+  if (dropped != nullptr) *dropped = history_dropped_;
+  return {history_.begin(), history_.end()};
+}
+
+std::map<std::string, uint64_t> Replicator::StoreCounters() const {
+  std::map<std::string, uint64_t> c;
+  c["ops_proposed"] = ops_proposed_.load();
+  c["proposals_failed"] = proposals_failed_.load();
+  c["ops_applied"] = applied_ops_.load();
+  c["duplicates_applied"] = duplicates_applied_.load();
+  c["batches_applied"] = batches_applied_.load();
+  c["barriers_proposed"] = barriers_proposed_.load();
+  c["undecodable_ops"] = undecodable_ops_.load();
+  c["applied_seq_current"] = applied_seq_.load();
+  c["revision_current"] = static_cast<uint64_t>(store_->CurrentRevision());
+  c["compacted_revision_current"] = static_cast<uint64_t>(store_->CompactedRevision());
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    c["apply_queue_current"] = queue_.size();
+  }
+  {
+    std::lock_guard<std::mutex> l(pending_mu_);
+    c["proposals_in_flight_current"] = pending_.size();
+  }
+  return c;
 }
 
 void Replicator::OnDeliver(const totem::Delivery& d) {
@@ -134,6 +190,7 @@ void Replicator::ApplyLoop() {
     for (size_t i = 0; i < batch.size(); ++i) {
       totemkv::kvstore::v1::Op op;
       if (!op.ParseFromString(batch[i].payload)) {
+        ++undecodable_ops_;
         Log("skipping an undecodable op (%zu bytes) at ring %s seq %llu", batch[i].payload.size(),
             batch[i].ring.ToString().c_str(), static_cast<unsigned long long>(batch[i].frame_seq));
         continue;
@@ -161,6 +218,12 @@ void Replicator::ApplyLoop() {
       }
       results = std::move(*applied);
       applied_ops_ += ops.size();
+      ++batches_applied_;
+      for (const ::kvstore::OpResult& r : results) {
+        if (r.duplicate) ++duplicates_applied_;
+      }
+      std::lock_guard<std::mutex> l(observers_mu_);
+      for (const ApplyObserver& o : apply_observers_) o(ops, results);
     }
     applied_seq_ = batch.back().frame_seq;
     const int64_t revision = store_->CurrentRevision();
@@ -176,7 +239,7 @@ void Replicator::ApplyLoop() {
         } else {
           result.revision = revision;
         }
-        it->second.set_value(std::move(result));
+        it->second->promise.set_value(std::move(result));
         pending_.erase(it);
       }
     }
@@ -193,24 +256,44 @@ Replicator::OpId Replicator::NewOpId() {
   return id;
 }
 
-void Replicator::Fail(const OpId& id) {
+void Replicator::Fail(const OpId& id, const std::shared_ptr<Pending>& pending) {
+  ++proposals_failed_;
   std::lock_guard<std::mutex> l(pending_mu_);
-  pending_.erase(id);
+  auto it = pending_.find(id);
+  // Only the last waiter of this very entry removes it.
+  if (it != pending_.end() && it->second == pending && --pending->waiters == 0) pending_.erase(it);
 }
 
 StatusOr<::kvstore::OpResult> Replicator::Propose(totemkv::kvstore::v1::Op op,
-                                                  std::chrono::milliseconds timeout) {
+                                                  std::chrono::milliseconds timeout,
+                                                  const std::string& client_op_id) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (stopped_) return Unavailable("etcdserver: server stopped");
-  std::future<::kvstore::OpResult> done;
-  OpId id;
+  OpId id{};
+  if (!client_op_id.empty() && client_op_id.size() != id.size()) {
+    return totem::InvalidArgument("op id must be 16 bytes, got " +
+                                  std::to_string(client_op_id.size()));
+  }
+  std::shared_ptr<Pending> pending;
   {
     std::lock_guard<std::mutex> l(pending_mu_);
-    do {
-      id = NewOpId();
-    } while (pending_.count(id) != 0);
-    done = pending_[id].get_future();
+    if (!client_op_id.empty()) {
+      std::copy(client_op_id.begin(), client_op_id.end(), id.begin());
+    } else {
+      do {
+        id = NewOpId();
+      } while (pending_.count(id) != 0);
+    }
+    std::shared_ptr<Pending>& slot = pending_[id];
+    if (slot == nullptr) {
+      slot = std::make_shared<Pending>();
+      slot->future = slot->promise.get_future().share();
+    }
+    pending = slot;
+    ++pending->waiters;
   }
+  ++ops_proposed_;
+  std::shared_future<::kvstore::OpResult> done = pending->future;
   op.set_op_id(std::string(id.begin(), id.end()));
   op.set_origin_node(node_id_);
   const std::string bytes = op.SerializeAsString();
@@ -226,7 +309,7 @@ StatusOr<::kvstore::OpResult> Replicator::Propose(totemkv::kvstore::v1::Op op,
           std::chrono::milliseconds(100)));
       continue;
     }
-    Fail(id);
+    Fail(id, pending);
     if (s.code() == StatusCode::kWouldBlock) {
       return Unavailable("etcdserver: request timed out (the ordering queue stayed full)");
     }
@@ -237,7 +320,7 @@ StatusOr<::kvstore::OpResult> Replicator::Propose(totemkv::kvstore::v1::Op op,
     return s;
   }
   if (done.wait_until(deadline) != std::future_status::ready) {
-    Fail(id);
+    Fail(id, pending);
     // Completed between the timeout and the erase: take the result.
     if (done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
       return Unavailable("etcdserver: request timed out");
@@ -266,6 +349,7 @@ Status Replicator::ReadBarrier(std::chrono::milliseconds timeout) {
     l.unlock();
     totemkv::kvstore::v1::Op op;
     op.mutable_barrier();
+    ++barriers_proposed_;
     const auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     StatusOr<::kvstore::OpResult> r =

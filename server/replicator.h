@@ -27,6 +27,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <future>
 #include <map>
 #include <memory>
@@ -57,8 +58,38 @@ class Replicator {
   // here. Returns the op's result (its own failure in result.status), or
   // UNAVAILABLE if it could not be submitted / applied within `timeout`
   // (the op may still be applied later), or INVALID_ARGUMENT if too large.
+  // `client_op_id`: 16 bytes chosen by the client (a retried request
+  // carries the same id, and the store applies it at most once); empty =
+  // a fresh random id. Concurrent calls with the same id share one result.
   totem::StatusOr<::kvstore::OpResult> Propose(totemkv::kvstore::v1::Op op,
-                                               std::chrono::milliseconds timeout);
+                                               std::chrono::milliseconds timeout,
+                                               const std::string& client_op_id = {});
+
+  // Called on the apply thread after every applied batch, on EVERY node,
+  // with the store ops of the batch and their results (same indexes), in
+  // delivery order. Keep it short; it must not call Propose and wait.
+  using ApplyObserver = std::function<void(const std::vector<::kvstore::Op>& ops,
+                                           const std::vector<::kvstore::OpResult>& results)>;
+  void AddApplyObserver(ApplyObserver observer);
+
+  // Called on the Totem I/O thread for every configuration event (after it
+  // is recorded in ConfigurationHistory()). Must not block.
+  using ConfigurationObserver = std::function<void(const totem::ConfigurationEvent&)>;
+  void AddConfigurationObserver(ConfigurationObserver observer);
+
+  // The configuration events delivered since start, oldest first, each
+  // with its wall-clock delivery time (µs since the epoch); at most
+  // kConfigurationHistory are kept, `dropped` counts the older ones.
+  struct ConfigurationRecord {
+    totem::ConfigurationEvent event;
+    int64_t time_unix_us = 0;
+  };
+  static constexpr size_t kConfigurationHistory = 1024;
+  std::vector<ConfigurationRecord> ConfigurationHistory(uint64_t* dropped) const;
+
+  // Store-side counters by name (see admin.proto GetCountersResponse.store).
+  std::map<std::string, uint64_t> StoreCounters() const;
+  totem::Counters TotemCounters() const { return node_->GetCounters(); }
 
   // Returns once every op ordered before some point after this call began
   // is applied locally (see above).
@@ -80,6 +111,12 @@ class Replicator {
     uint64_t frame_seq = 0;
     std::string payload;
   };
+  // One entry per op id in flight from this node; `waiters` calls share it.
+  struct Pending {
+    std::promise<::kvstore::OpResult> promise;
+    std::shared_future<::kvstore::OpResult> future;
+    int waiters = 0;
+  };
   struct BarrierGroup {
     std::promise<totem::Status> promise;
     std::shared_future<totem::Status> future;
@@ -87,22 +124,23 @@ class Replicator {
 
   Replicator(totem::NodeId node_id, std::unique_ptr<::kvstore::MvccStore> store);
   void OnDeliver(const totem::Delivery& d);
+  void OnConfiguration(const totem::ConfigurationEvent& e);
   void ApplyLoop();
   OpId NewOpId();
-  void Fail(const OpId& id);
+  void Fail(const OpId& id, const std::shared_ptr<Pending>& pending);
 
   const totem::NodeId node_id_;
   std::unique_ptr<::kvstore::MvccStore> store_;
   std::unique_ptr<totem::Node> node_;
 
-  std::mutex queue_mu_;
+  mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::deque<Delivered> queue_;
   bool stopping_ = false;
   std::thread apply_thread_;
 
-  std::mutex pending_mu_;
-  std::map<OpId, std::promise<::kvstore::OpResult>> pending_;
+  mutable std::mutex pending_mu_;
+  std::map<OpId, std::shared_ptr<Pending>> pending_;
   std::mt19937_64 rng_;  // guarded by pending_mu_
 
   std::mutex barrier_mu_;
@@ -110,6 +148,20 @@ class Replicator {
   std::shared_ptr<BarrierGroup> open_group_;
   int barriers_in_flight_ = 0;
 
+  std::mutex observers_mu_;  // guards both observer lists
+  std::vector<ApplyObserver> apply_observers_;
+  std::vector<ConfigurationObserver> configuration_observers_;
+
+  mutable std::mutex history_mu_;
+  std::deque<ConfigurationRecord> history_;
+  uint64_t history_dropped_ = 0;
+
+  std::atomic<uint64_t> ops_proposed_{0};
+  std::atomic<uint64_t> proposals_failed_{0};
+  std::atomic<uint64_t> duplicates_applied_{0};
+  std::atomic<uint64_t> batches_applied_{0};
+  std::atomic<uint64_t> barriers_proposed_{0};
+  std::atomic<uint64_t> undecodable_ops_{0};
   std::atomic<uint64_t> applied_seq_{0};
   std::atomic<uint64_t> applied_ops_{0};
   std::atomic<bool> stopped_{false};
