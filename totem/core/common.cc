@@ -65,47 +65,52 @@ std::string Status::ToString() const {
   return std::string(StatusCodeName(code_)) + ": " + message_;
 }
 
+std::vector<std::pair<std::string_view, uint64_t>> Counters::Fields() const {
+  return {
+      {"messages_submitted", messages_submitted},
+      {"bytes_submitted", bytes_submitted},
+      {"submits_would_block", submits_would_block},
+      {"messages_delivered", messages_delivered},
+      {"bytes_delivered", bytes_delivered},
+      {"safe_messages_delivered", safe_messages_delivered},
+      {"frames_sent", frames_sent},
+      {"frames_received", frames_received},
+      {"retransmissions_sent", retransmissions_sent},
+      {"retransmit_requests", retransmit_requests},
+      {"token_rotations", token_rotations},
+      {"tokens_retransmitted", tokens_retransmitted},
+      {"token_holds", token_holds},
+      {"fragments_sent", fragments_sent},
+      {"gathers", gathers},
+      {"token_losses", token_losses},
+      {"consensus_timeouts", consensus_timeouts},
+      {"merges_detected", merges_detected},
+      {"configurations_installed", configurations_installed},
+      {"failed_to_receive", failed_to_receive},
+      {"pauses_detected", pauses_detected},
+      {"drop_malformed", drop_malformed},
+      {"drop_bad_version", drop_bad_version},
+      {"drop_auth", drop_auth},
+      {"drop_foreign_ring", drop_foreign_ring},
+      {"drop_duplicate_token", drop_duplicate_token},
+      {"drop_duplicate_frame", drop_duplicate_frame},
+      {"drop_out_of_window", drop_out_of_window},
+      {"drop_bad_fragment", drop_bad_fragment},
+      {"drop_unknown_sender", drop_unknown_sender},
+      {"datagrams_sent", datagrams_sent},
+      {"datagrams_received", datagrams_received},
+      {"send_errors", send_errors},
+  };
+}
+
 std::string Counters::ToString() const {
   std::string s;
-  auto add = [&s](const char* name, uint64_t v) {
+  for (const auto& [name, value] : Fields()) {
     if (!s.empty()) s += ' ';
     s += name;
     s += '=';
-    s += std::to_string(v);
-  };
-  add("messages_submitted", messages_submitted);
-  add("bytes_submitted", bytes_submitted);
-  add("submits_would_block", submits_would_block);
-  add("messages_delivered", messages_delivered);
-  add("bytes_delivered", bytes_delivered);
-  add("safe_messages_delivered", safe_messages_delivered);
-  add("frames_sent", frames_sent);
-  add("frames_received", frames_received);
-  add("retransmissions_sent", retransmissions_sent);
-  add("retransmit_requests", retransmit_requests);
-  add("token_rotations", token_rotations);
-  add("tokens_retransmitted", tokens_retransmitted);
-  add("token_holds", token_holds);
-  add("fragments_sent", fragments_sent);
-  add("gathers", gathers);
-  add("token_losses", token_losses);
-  add("consensus_timeouts", consensus_timeouts);
-  add("merges_detected", merges_detected);
-  add("configurations_installed", configurations_installed);
-  add("failed_to_receive", failed_to_receive);
-  add("pauses_detected", pauses_detected);
-  add("drop_malformed", drop_malformed);
-  add("drop_bad_version", drop_bad_version);
-  add("drop_auth", drop_auth);
-  add("drop_foreign_ring", drop_foreign_ring);
-  add("drop_duplicate_token", drop_duplicate_token);
-  add("drop_duplicate_frame", drop_duplicate_frame);
-  add("drop_out_of_window", drop_out_of_window);
-  add("drop_bad_fragment", drop_bad_fragment);
-  add("drop_unknown_sender", drop_unknown_sender);
-  add("datagrams_sent", datagrams_sent);
-  add("datagrams_received", datagrams_received);
-  add("send_errors", send_errors);
+    s += std::to_string(value);
+  }
   return s;
 }
 

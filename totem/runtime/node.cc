@@ -37,6 +37,11 @@
 //    up to kRingSeqReserve across a restart.
 //  - CurrentConfiguration reads a mutex-protected copy updated on the I/O
 //    thread just before the on_configuration callback.
+//  - GetRingStatus reads atomics published on the I/O thread: the core's
+//    membership state after every unit of work, and the token rotation
+//    time, measured here (the core has no clock) as the interval between
+//    consecutive increments of the core's token_rotations counter while
+//    operational in one ring, averaged over the last kRotationWindow.
 //  - A frame the core unicasts to this very node (a one-member ring passes
 //    the token to itself) never touches a socket: it is queued and handed
 //    back to the core as a received frame from a posted handler.
@@ -44,6 +49,7 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
@@ -203,6 +209,14 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
 
   uint16_t bound_port() const override { return transport_->bound_port(); }
 
+  RingStatus GetRingStatus() const override {
+    RingStatus s;
+    s.state = static_cast<RingState>(ring_state_.load(std::memory_order_relaxed));
+    s.mean_token_rotation_us = rotation_mean_us_.load(std::memory_order_relaxed);
+    s.rotations_measured = rotations_measured_.load(std::memory_order_relaxed);
+    return s;
+  }
+
   void Stop() override {
     if (tls_io_node == this) {
       std::fprintf(stderr, "totem: Node::Stop called from a callback (would deadlock)\n");
@@ -298,6 +312,7 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   void OnFrame(std::span<const uint8_t> frame) override {
     now_us_ = NowUs();
     core_.HandleFrame(frame, now_us_, *this);
+    TrackRing();
   }
   void OnReceiveBatchDone() override { AfterWork(); }
 
@@ -322,6 +337,7 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
       for (std::vector<uint8_t>& f : batch) {
         now_us_ = NowUs();
         core_.HandleFrame(f, now_us_, *this);
+        TrackRing();
         loopback_spare_.push_back(std::move(f));
       }
       AfterWork();
@@ -393,6 +409,7 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   // Runs after every unit of I/O-thread work: retries refused submissions,
   // recomputes the queue bound and wakes writers waiting for room.
   void AfterWork() {
+    TrackRing();
     if (io_next_ < io_records_.size()) DrainIntake();
     transport_->Flush();
     const uint64_t core_pending = core_.pending_bytes();
@@ -403,6 +420,56 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
       notify = waiters_ > 0 && HasRoomLocked();
     }
     if (notify) cv_.notify_all();
+  }
+
+  // Publishes the membership state and, when the core counted new token
+  // arrivals, records the interval since the previous one (split evenly if
+  // several arrived in one step). Any state but operational, or a new ring,
+  // restarts the measurement.
+  void TrackRing() {
+    const core::MembershipState state = core_.membership_state();
+    ring_state_.store(static_cast<uint8_t>(ToRingState(state)), std::memory_order_relaxed);
+    const uint64_t rotations = core_.counters().token_rotations;
+    const bool operational = state == core::MembershipState::kOperational;
+    if (!operational || core_.ring_id() != rotation_ring_) {
+      rotation_ring_ = core_.ring_id();
+      last_token_us_ = 0;
+      rotation_count_ = 0;
+      rotation_sum_us_ = 0;
+      rotation_mean_us_.store(0, std::memory_order_relaxed);
+      rotations_measured_.store(0, std::memory_order_relaxed);
+    }
+    if (rotations == last_rotations_) return;
+    const uint64_t arrived = rotations - last_rotations_;
+    last_rotations_ = rotations;
+    if (!operational) return;
+    if (last_token_us_ != 0 && now_us_ >= last_token_us_) {
+      const uint64_t interval = (now_us_ - last_token_us_) / arrived;
+      const size_t slot = rotation_count_ % RingStatus::kRotationWindow;
+      if (rotation_count_ >= RingStatus::kRotationWindow)
+        rotation_sum_us_ -= rotation_window_[slot];
+      rotation_window_[slot] = interval;
+      rotation_sum_us_ += interval;
+      ++rotation_count_;
+      const uint64_t n = std::min<uint64_t>(rotation_count_, RingStatus::kRotationWindow);
+      rotation_mean_us_.store(rotation_sum_us_ / n, std::memory_order_relaxed);
+      rotations_measured_.store(static_cast<uint32_t>(n), std::memory_order_relaxed);
+    }
+    last_token_us_ = now_us_;
+  }
+
+  static RingState ToRingState(core::MembershipState s) {
+    switch (s) {
+      case core::MembershipState::kOperational:
+        return RingState::kOperational;
+      case core::MembershipState::kGather:
+        return RingState::kGather;
+      case core::MembershipState::kCommit:
+        return RingState::kCommit;
+      case core::MembershipState::kRecovery:
+        return RingState::kRecovery;
+    }
+    return RingState::kGather;
   }
 
   bool HasRoomLocked() const {
@@ -448,6 +515,18 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
   bool loopback_posted_ = false;
   size_t io_next_ = 0;
   uint64_t io_remaining_bytes_ = 0;
+  // Token rotation measurement (TrackRing).
+  RingId rotation_ring_;
+  uint64_t last_rotations_ = 0;   // core token_rotations at the last look
+  uint64_t last_token_us_ = 0;    // arrival of the last token; 0: none yet in this ring
+  uint64_t rotation_count_ = 0;   // intervals recorded in this ring
+  uint64_t rotation_sum_us_ = 0;  // sum of the intervals in the window
+  std::array<uint64_t, RingStatus::kRotationWindow> rotation_window_{};
+
+  // Published by TrackRing for GetRingStatus.
+  std::atomic<uint8_t> ring_state_{static_cast<uint8_t>(RingState::kGather)};
+  std::atomic<uint64_t> rotation_mean_us_{0};
+  std::atomic<uint32_t> rotations_measured_{0};
 
   // Intake, shared with submitters; guarded by intake_mu_.
   mutable std::mutex intake_mu_;
@@ -478,6 +557,20 @@ class NodeImpl final : public Node, private core::Output, private UdpTransport::
 };
 
 }  // namespace
+
+const char* RingStateName(RingState s) {
+  switch (s) {
+    case RingState::kOperational:
+      return "operational";
+    case RingState::kGather:
+      return "gather";
+    case RingState::kCommit:
+      return "commit";
+    case RingState::kRecovery:
+      return "recovery";
+  }
+  return "unknown";
+}
 
 StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config, Callbacks callbacks) {
   if (Status st = config.Validate(); !st.ok()) return st;

@@ -6,6 +6,9 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace totem {
 
@@ -53,6 +56,9 @@ struct Counters {
   uint64_t datagrams_received = 0;
   uint64_t send_errors = 0;
 
+  // Every field above as (its C++ name, value), in declaration order: the
+  // one list of counter names (ToString, admin GetCounters).
+  std::vector<std::pair<std::string_view, uint64_t>> Fields() const;
   std::string ToString() const;  // "key=value key=value ..."
 };
 

@@ -33,6 +33,7 @@
 #define TOTEM_NODE_H_
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <span>
@@ -55,6 +56,22 @@ struct ConfigurationView {
   bool in_transition = false;
   uint64_t regular_installs = 0;       // regular configurations since Start
   uint64_t transitional_installs = 0;  // transitional configurations since Start
+};
+
+// Where a node stands in the membership protocol (the paper's states).
+enum class RingState : uint8_t { kOperational, kGather, kCommit, kRecovery };
+const char* RingStateName(RingState s);  // "operational", "gather", ...
+
+// The ring as the runtime sees it, for operators.
+struct RingStatus {
+  RingState state = RingState::kGather;
+  // Mean time between consecutive token arrivals at this node over the last
+  // (up to kRotationWindow) rotations of the current ring, by the runtime's
+  // steady clock; includes the time an idle representative holds the token.
+  // 0 until two tokens of the current operational ring have arrived.
+  uint64_t mean_token_rotation_us = 0;
+  uint32_t rotations_measured = 0;  // rotations the mean is over
+  static constexpr uint32_t kRotationWindow = 32;
 };
 
 struct Callbacks {
@@ -82,6 +99,11 @@ class Node {
   // A snapshot of the node's configuration (thread-safe, cheap: no call
   // into the I/O thread). Updated just before on_configuration runs.
   virtual ConfigurationView CurrentConfiguration() const = 0;
+
+  // The membership state and the measured token rotation time
+  // (thread-safe, cheap: no call into the I/O thread). Updated after every
+  // unit of I/O-thread work.
+  virtual RingStatus GetRingStatus() const = 0;
 
   // The ring sequence number this node started from (the persisted value,
   // or the clock-derived one; see config.h NodeConfig::state_dir).
