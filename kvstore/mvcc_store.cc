@@ -426,12 +426,21 @@ class MvccStore::Apply {
 
   StatusOr<std::vector<OpResult>> Run(const std::vector<Op>& ops, const AppliedPosition& pos) {
     std::vector<OpResult> results(ops.size());
+    uint64_t writes = store_->applied_writes_;
     for (size_t i = 0; i < ops.size(); ++i) {
+      const uint32_t records_before = batch_.GetWriteBatch()->Count();
       Status s = ApplyOne(ops[i], &results[i]);
       if (!s.ok()) return s;  // storage failure: nothing of the batch is written
+      if (batch_.GetWriteBatch()->Count() != records_before) ++writes;
     }
     Status s = PutMeta(pos);
     if (!s.ok()) return s;
+    if (writes != store_->applied_writes_) {
+      std::string count;
+      internal::PutBe64(&count, writes);
+      s = Put(internal::MetaKey("writes"), count);
+      if (!s.ok()) return s;
+    }
     rocksdb::WriteOptions wo;
     wo.sync = store_->options_.sync;
     s = FromRocks(store_->db_->Write(wo, batch_.GetWriteBatch()));
@@ -441,6 +450,7 @@ class MvccStore::Apply {
     store_->dedup_seq_ = dedup_seq_;
     store_->generation_ = generation_;
     store_->position_ = pos;
+    store_->applied_writes_ = writes;
     if (store_->callback_ && !events_.empty()) store_->callback_(events_, rev_);
     return results;
   }
@@ -924,6 +934,17 @@ Status MvccStore::LoadMeta() {
   generation_ = internal::GetBe64(st.substr(24));
   position_.seq = internal::GetBe64(pos);
   position_.config_id = pos.substr(8);
+  std::string writes;
+  rs = db_->Get(rocksdb::ReadOptions(), internal::MetaKey("writes"), &writes);
+  if (rs.IsNotFound()) {
+    applied_writes_ = 0;  // no write applied yet
+  } else if (s = FromRocks(rs); !s.ok()) {
+    return s;
+  } else if (writes.size() != 8) {
+    return Corrupt("meta writes");
+  } else {
+    applied_writes_ = internal::GetBe64(writes);
+  }
   return Status::Ok();
 }
 
@@ -1072,6 +1093,11 @@ int64_t MvccStore::CompactedRevision() const {
 AppliedPosition MvccStore::Position() const {
   std::lock_guard<std::mutex> lock(mu_);
   return position_;
+}
+
+uint64_t MvccStore::AppliedWrites() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return applied_writes_;
 }
 
 StatusOr<uint64_t> MvccStore::Checksum() const {

@@ -162,6 +162,7 @@ std::optional<::kvstore::Op> FromOpProto(const totemkv::kvstore::v1::Op& op) {
           ::kvstore::LeaseExpireRequest{op.lease_expire().id(), op.lease_expire().generation()};
       break;
     case pb::Op::kBarrier:
+    case pb::Op::kMemberState:
     case pb::Op::BODY_NOT_SET:
       return std::nullopt;
   }

@@ -26,7 +26,7 @@ inline constexpr size_t kMaxRequestBytes = 1536 * 1024;
 ::kvstore::DeleteRangeRequest FromProto(const etcdserverpb::DeleteRangeRequest& r);
 ::kvstore::TxnRequest FromProto(const etcdserverpb::TxnRequest& r);
 
-// The store op an envelope carries; nullopt for a Barrier or an envelope
+// The store op an envelope carries; nullopt for a Barrier, a MemberState or an envelope
 // without a body (both change nothing). op_id is copied when it is 16
 // bytes, else left zero (no dedup).
 std::optional<::kvstore::Op> FromOpProto(const totemkv::kvstore::v1::Op& op);

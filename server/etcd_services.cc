@@ -176,6 +176,11 @@ grpc::Status MaintenanceService::Status(grpc::ServerContext*, const etcdserverpb
   resp->set_raftappliedindex(r.applied_seq());
   resp->set_raftterm(view.regular.id.seq);
   if (view.regular.id.seq == 0) resp->add_errors("totem: no ring formed yet");
+  std::string standing_message;
+  if (r.GetStanding(&standing_message) != Replicator::Standing::kCurrent &&
+      !standing_message.empty()) {
+    resp->add_errors(standing_message);
+  }
   return grpc::Status::OK;
 }
 

@@ -46,13 +46,10 @@ StatusOr<std::unique_ptr<Replicator>> Replicator::Start(const ServerConfig& conf
   if (!store.ok()) return store.status();
 
   std::unique_ptr<Replicator> r(new Replicator(config.node_id, std::move(*store)));
+  r->cluster_ = config.cluster;
 
-  totem::NodeConfig nc;
-  nc.ring.node_id = config.node_id;
-  for (const ClusterMember& m : config.cluster) {
-    nc.ring.members.push_back(m.id);
-    nc.transport.peers.push_back({m.id, m.host, m.port});
-  }
+  // Members, peers and the --totem-* settings (validated by ParseConfig).
+  totem::NodeConfig nc = config.TotemNodeConfig();
   // An envelope carries a request of up to kMaxRequestBytes plus a few
   // bytes of framing; the submit queue holds several of them.
   nc.ring.max_message_bytes = 2u << 20;
@@ -85,6 +82,7 @@ void Replicator::Stop() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
+  standing_cv_.notify_all();
   if (apply_thread_.joinable()) apply_thread_.join();
   std::lock_guard<std::mutex> l(pending_mu_);
   for (auto& [id, pending] : pending_) {
@@ -108,6 +106,15 @@ void Replicator::OnConfiguration(const totem::ConfigurationEvent& e) {
       history_.pop_front();
       ++history_dropped_;
     }
+  }
+  if (e.kind == totem::ConfigurationKind::kRegular) {
+    Delivered marker;
+    marker.marker = e;
+    {
+      std::lock_guard<std::mutex> l(queue_mu_);
+      queue_.push_back(std::move(marker));
+    }
+    queue_cv_.notify_one();
   }
   std::lock_guard<std::mutex> l(observers_mu_);
   for (const ConfigurationObserver& o : configuration_observers_) o(e);
@@ -153,6 +160,108 @@ std::map<std::string, uint64_t> Replicator::StoreCounters() const {
   return c;
 }
 
+void Replicator::OnConfigurationMarker(const totem::ConfigurationEvent& e) {
+  // Apply thread; every delivery ordered before the configuration is
+  // applied, so AppliedWrites() is the count at the boundary.
+  const uint64_t writes = store_->AppliedWrites();
+  const size_t configured = cluster_.size();
+  const bool majority = HoldsMajority(e.members, cluster_);
+  {
+    std::lock_guard<std::mutex> l(standing_mu_);
+    exchange_ = Exchange{};
+    exchange_.ring = e.id;
+    exchange_.members = e.members;
+    exchange_.my_writes = writes;
+    exchange_.open = majority;
+    if (!majority) {
+      standing_ = Standing::kNoQuorum;
+      standing_message_ = "totemkv: no quorum: " + std::to_string(e.members.size()) + " of " +
+                          std::to_string(configured) + " members reachable";
+    } else if (standing_ == Standing::kNoQuorum) {
+      // Back in a majority: current again only if the exchange says so.
+      standing_ = Standing::kUnconfirmed;
+      standing_message_ = "totemkv: this member has not confirmed it is up to date yet";
+    }
+  }
+  standing_cv_.notify_all();
+  if (!majority) return;
+  // Announce: MemberState{ring, writes}, safe, without waiting for it.
+  totemkv::kvstore::v1::Op op;
+  op.set_origin_node(node_id_);
+  auto* st = op.mutable_member_state();
+  st->set_ring_representative(e.id.rep);
+  st->set_ring_seq(e.id.seq);
+  st->set_applied_writes(writes);
+  const std::string bytes = op.SerializeAsString();
+  const std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const Status st_submit = node_->Submit(data, totem::Guarantee::kSafe);
+    if (st_submit.ok()) return;
+    if (st_submit.code() != StatusCode::kWouldBlock) {
+      Log("cannot announce member state: %s", st_submit.ToString().c_str());
+      return;
+    }
+    node_->WaitWritable(std::chrono::milliseconds(50));
+  }
+  Log("cannot announce member state: the ordering queue stayed full");
+}
+
+void Replicator::OnMemberState(totem::NodeId from,
+                               const totemkv::kvstore::v1::MemberState& state) {
+  std::lock_guard<std::mutex> l(standing_mu_);
+  Exchange& x = exchange_;
+  if (!x.open || state.ring_representative() != x.ring.rep || state.ring_seq() != x.ring.seq ||
+      std::find(x.members.begin(), x.members.end(), from) == x.members.end()) {
+    return;  // an older configuration's announcement, or not a member
+  }
+  x.writes[from] = state.applied_writes();
+  if (x.writes.size() < x.members.size()) return;
+  x.open = false;
+  uint64_t most = 0;
+  totem::NodeId most_id = totem::kNoNode;
+  for (const auto& [id, w] : x.writes) {
+    if (w > most) {
+      most = w;
+      most_id = id;
+    }
+  }
+  if (x.my_writes < most) {
+    // Sticky until this member is caught up (state transfer: a later
+    // step); its writes since then were applied on a stale base.
+    standing_ = Standing::kBehind;
+    standing_message_ = "totemkv: this member is behind the cluster (it had applied " +
+                        std::to_string(x.my_writes) + " writes, member " +
+                        std::to_string(most_id) + " " + std::to_string(most) +
+                        "); it serves only serializable reads until it is caught up";
+    Log("member state exchange in ring %s: BEHIND (%llu writes, member %u has %llu)",
+        x.ring.ToString().c_str(), static_cast<unsigned long long>(x.my_writes), most_id,
+        static_cast<unsigned long long>(most));
+  } else if (standing_ != Standing::kBehind) {
+    standing_ = Standing::kCurrent;
+    standing_message_.clear();
+    Log("member state exchange in ring %s: current (%llu writes)", x.ring.ToString().c_str(),
+        static_cast<unsigned long long>(x.my_writes));
+  }
+  standing_cv_.notify_all();
+}
+
+Status Replicator::CheckStanding(std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock<std::mutex> l(standing_mu_);
+  // Not yet known (starting, or back from a minority): wait for the
+  // exchange rather than fail a request that a moment later would succeed.
+  standing_cv_.wait_until(l, deadline, [this] {
+    return standing_ != Standing::kUnconfirmed || stopped_.load();
+  });
+  if (standing_ == Standing::kCurrent) return Status::Ok();
+  return Unavailable(standing_message_);
+}
+
+Replicator::Standing Replicator::GetStanding(std::string* message) const {
+  std::lock_guard<std::mutex> l(standing_mu_);
+  if (message != nullptr) *message = standing_message_;
+  return standing_;
+}
+
 void Replicator::OnDeliver(const totem::Delivery& d) {
   // Totem I/O thread: copy and hand off, nothing else. Only kSafe messages
   // are ever submitted; anything else is not ours and is ignored (the same
@@ -170,14 +279,35 @@ void Replicator::OnDeliver(const totem::Delivery& d) {
 }
 
 void Replicator::ApplyLoop() {
+  std::deque<Delivered> queued;
   std::deque<Delivered> batch;
   for (;;) {
     {
       std::unique_lock<std::mutex> l(queue_mu_);
       queue_cv_.wait(l, [this] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
-      batch.swap(queue_);
+      queued.swap(queue_);
     }
+    // Deliveries up to each configuration marker form one batch; the
+    // marker is handled once everything before it is applied.
+    while (!queued.empty()) {
+      if (queued.front().marker) {
+        OnConfigurationMarker(*queued.front().marker);
+        queued.pop_front();
+        continue;
+      }
+      while (!queued.empty() && !queued.front().marker) {
+        batch.push_back(std::move(queued.front()));
+        queued.pop_front();
+      }
+      ApplyBatch(batch);
+      batch.clear();
+    }
+  }
+}
+
+void Replicator::ApplyBatch(std::deque<Delivered>& batch) {
+  {
     // Decode every delivery; ops that fail to parse are skipped by every
     // replica alike (their origin times out).
     struct Entry {
@@ -193,6 +323,10 @@ void Replicator::ApplyLoop() {
         ++undecodable_ops_;
         Log("skipping an undecodable op (%zu bytes) at ring %s seq %llu", batch[i].payload.size(),
             batch[i].ring.ToString().c_str(), static_cast<unsigned long long>(batch[i].frame_seq));
+        continue;
+      }
+      if (op.has_member_state()) {
+        OnMemberState(op.origin_node(), op.member_state());
         continue;
       }
       Entry& e = entries[i];
@@ -269,6 +403,10 @@ StatusOr<::kvstore::OpResult> Replicator::Propose(totemkv::kvstore::v1::Op op,
                                                   const std::string& client_op_id) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (stopped_) return Unavailable("etcdserver: server stopped");
+  if (Status standing = CheckStanding(deadline); !standing.ok()) {
+    ++proposals_failed_;
+    return standing;
+  }
   OpId id{};
   if (!client_op_id.empty() && client_op_id.size() != id.size()) {
     return totem::InvalidArgument("op id must be 16 bytes, got " +

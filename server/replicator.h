@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -96,10 +97,35 @@ class Replicator {
   totem::Status ReadBarrier(std::chrono::milliseconds timeout);
 
   const ::kvstore::MvccStore& store() const { return *store_; }
+  // Sets the store's (single) event callback, used by the watch hub. It
+  // runs on the apply thread under the store mutex (MvccStore contract).
+  void SetStoreEventCallback(::kvstore::MvccStore::EventCallback callback) {
+    store_->SetEventCallback(std::move(callback));
+  }
   totem::ConfigurationView Configuration() const { return node_->CurrentConfiguration(); }
+  totem::RingStatus GetRingStatus() const { return node_->GetRingStatus(); }
   uint64_t applied_seq() const { return applied_seq_.load(); }
   uint64_t applied_ops() const { return applied_ops_.load(); }
   totem::NodeId node_id() const { return node_id_; }
+
+  // Whether this member may serve writes and linearizable reads, decided
+  // at every regular configuration (a first step towards the primary
+  // component of the next issue):
+  //  - kUnconfirmed: starting, or back in a majority after a minority;
+  //    waiting for the member-state exchange. Propose waits (within its
+  //    deadline) for it to end.
+  //  - kCurrent: the configuration holds a majority of the configured
+  //    members (--initial-cluster) and, when every member's MemberState
+  //    announcement was delivered, none had applied more writes than this
+  //    member at the configuration boundary.
+  //  - kNoQuorum: the configuration holds no majority: refuse.
+  //  - kBehind: a member of its configuration had applied more writes
+  //    (this member restarted after missing some, or was cut off): refuse
+  //    until caught up. Sticky: catching up is the next issue's state
+  //    transfer. Serializable reads are still served (they may be stale).
+  // Refusals are UNAVAILABLE with a message naming the reason.
+  enum class Standing { kUnconfirmed, kCurrent, kNoQuorum, kBehind };
+  Standing GetStanding(std::string* message) const;
 
   // Stops the node and the apply thread; waiting calls get UNAVAILABLE.
   void Stop();
@@ -110,6 +136,16 @@ class Replicator {
     totem::RingId ring;
     uint64_t frame_seq = 0;
     std::string payload;
+    // Set for a regular configuration's place in the delivery order.
+    std::optional<totem::ConfigurationEvent> marker;
+  };
+  // The member-state exchange of the current regular configuration.
+  struct Exchange {
+    totem::RingId ring;
+    std::vector<totem::NodeId> members;
+    uint64_t my_writes = 0;
+    std::map<totem::NodeId, uint64_t> writes;  // announcements delivered
+    bool open = false;
   };
   // One entry per op id in flight from this node; `waiters` calls share it.
   struct Pending {
@@ -126,6 +162,10 @@ class Replicator {
   void OnDeliver(const totem::Delivery& d);
   void OnConfiguration(const totem::ConfigurationEvent& e);
   void ApplyLoop();
+  void ApplyBatch(std::deque<Delivered>& batch);
+  void OnConfigurationMarker(const totem::ConfigurationEvent& e);
+  void OnMemberState(totem::NodeId from, const totemkv::kvstore::v1::MemberState& state);
+  totem::Status CheckStanding(std::chrono::steady_clock::time_point deadline) const;
   OpId NewOpId();
   void Fail(const OpId& id, const std::shared_ptr<Pending>& pending);
 
@@ -155,6 +195,13 @@ class Replicator {
   mutable std::mutex history_mu_;
   std::deque<ConfigurationRecord> history_;
   uint64_t history_dropped_ = 0;
+
+  std::vector<ClusterMember> cluster_;  // the configured members
+  mutable std::mutex standing_mu_;
+  mutable std::condition_variable standing_cv_;
+  Standing standing_ = Standing::kUnconfirmed;
+  std::string standing_message_ = "totemkv: this member has not confirmed it is up to date yet";
+  Exchange exchange_;
 
   std::atomic<uint64_t> ops_proposed_{0};
   std::atomic<uint64_t> proposals_failed_{0};

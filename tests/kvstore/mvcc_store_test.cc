@@ -381,6 +381,7 @@ TEST_F(MvccStoreTest, Txn_FailureHalfWayChangesNothing) {
   EXPECT_EQ(Kv("a")->value, "1");
   EXPECT_TRUE(Kv("c"));
   EXPECT_EQ(Sum(), before);  // same position rewritten: byte-identical state
+  EXPECT_EQ(store_->AppliedWrites(), 2u);
 }
 
 TEST_F(MvccStoreTest, Compact_DropsHistoryKeepsLatestAndErrors) {
@@ -574,8 +575,10 @@ TEST_F(MvccStoreTest, Batch_SeesEarlierOpsAndPersistsPositionAtomically) {
   EXPECT_EQ(std::get<RangeResponse>(r.value()[2].response).kvs.size(), 1u);
   EXPECT_EQ(r.value()[2].revision, 3);
   uint64_t sum = Sum();
+  EXPECT_EQ(store_->AppliedWrites(), 2u);
   Reopen();
   EXPECT_EQ(store_->Position(), (AppliedPosition{"ring-7", 41}));
+  EXPECT_EQ(store_->AppliedWrites(), 2u);  // the read does not count
   EXPECT_EQ(store_->CurrentRevision(), 3);
   EXPECT_EQ(Kv("b")->value, "seen");
   EXPECT_EQ(Sum(), sum);
@@ -588,6 +591,7 @@ TEST_F(MvccStoreTest, Batch_SeesEarlierOpsAndPersistsPositionAtomically) {
   s.value().reset();
   Reopen();
   EXPECT_EQ(store_->Position(), (AppliedPosition{"ring-8", 1}));
+  EXPECT_EQ(store_->AppliedWrites(), 3u);
   EXPECT_TRUE(Kv("c"));
 }
 

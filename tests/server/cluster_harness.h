@@ -105,13 +105,16 @@ class Cluster {
     extra_args_.clear();
   }
 
-  // Every running node's last regular configuration has all `members`.
+  // Every running node serves clients and its last regular configuration
+  // has all `members`.
   bool WaitForRing(const std::string& members, milliseconds timeout) {
     return WaitFor(
         [&] {
           for (size_t i = 0; i < n_; ++i) {
             if (children_[i] == nullptr) continue;
             const std::string log = ReadFile(Log(i));
+            // The gRPC port opens after the node joins the ring.
+            if (log.find("serving clients on") == std::string::npos) return false;
             const size_t pos = log.rfind("configuration regular");
             if (pos == std::string::npos) return false;
             const size_t eol = log.find('\n', pos);

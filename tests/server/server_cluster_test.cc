@@ -262,5 +262,58 @@ TEST_F(ServerClusterTest, KillOneNodeUnderWriteLoadLosesNoAcknowledgedPut) {
   EXPECT_EQ(got[0], got[1]);
 }
 
+// A node restarted after missing writes must not serve its stale state as
+// current: it refuses writes and linearizable reads (UNAVAILABLE, naming
+// the reason) while the two current nodes keep serving. A node alone (no
+// majority of the three) refuses too.
+TEST_F(ServerClusterTest, RestartedNodeThatMissedWritesAndMinorityRefuseToServe) {
+  StartCluster();
+  etcdserverpb::PutResponse resp;
+  ASSERT_TRUE(Put(*cluster_.Kv(2), "before", "1", &resp).ok());
+  cluster_.Kill(2);
+  ASSERT_TRUE(cluster_.WaitForRing("1,2", seconds(10))) << cluster_.Logs();
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(Put(*cluster_.Kv(i % 2), "missed/" + std::to_string(i), "v", &resp).ok());
+  }
+  cluster_.Start(2);
+  ASSERT_TRUE(cluster_.WaitForRing("1,2,3", seconds(30))) << cluster_.Logs();
+  // Node 3 learns it is behind once the exchange of the new ring is done.
+  grpc::Status s;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        s = Put(*cluster_.Kv(2), "at-stale-node", "x", &resp, milliseconds(2000));
+        return !s.ok() && s.error_message().find("behind") != std::string::npos;
+      },
+      seconds(10)))
+      << s.error_code() << " " << s.error_message();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  std::map<std::string, std::pair<std::string, int64_t>> got;
+  s = RangePrefix(*cluster_.Kv(2), "missed/", false, &got);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  // Serializable reads are still answered (from its stale state).
+  EXPECT_TRUE(RangePrefix(*cluster_.Kv(2), "before", true, &got).ok());
+  // etcdctl endpoint status names the problem.
+  auto [rc, out] = Etcdctl(cluster_, cluster_.Endpoint(2), "endpoint status -w json");
+  EXPECT_NE(out.find("behind the cluster"), std::string::npos) << out;
+  // The current nodes serve on, and read every write.
+  for (size_t node : {0u, 1u}) {
+    ASSERT_TRUE(Put(*cluster_.Kv(node), "after/" + std::to_string(node), "v", &resp).ok());
+    ASSERT_TRUE(RangePrefix(*cluster_.Kv(node), "missed/", false, &got).ok());
+    EXPECT_EQ(got.size(), 20u) << "node " << node + 1;
+  }
+  // Kill both others: node 3 alone has no quorum.
+  cluster_.Kill(0);
+  cluster_.Kill(1);
+  ASSERT_TRUE(cluster_.WaitForRing("3", seconds(10))) << cluster_.Logs();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        s = Put(*cluster_.Kv(2), "alone", "x", &resp, milliseconds(2000));
+        return s.error_message().find("no quorum: 1 of 3 members reachable") != std::string::npos;
+      },
+      seconds(10)))
+      << s.error_code() << " " << s.error_message();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
 }  // namespace
 }  // namespace totemkv

@@ -18,7 +18,8 @@
 //   'd' op_id(16)              -> {window seq, status, message, revision}
 //   'q' seq(8)                 -> op_id (the dedup window, oldest first)
 //   'm' name                   -> meta: revision, compacted revision,
-//                                applied position, counters, format
+//                                applied position, applied write count,
+//                                counters, format
 // Deviation from etcd: compaction at R keeps a tombstone whose revision is
 // exactly R (etcd drops it), so watches from R see every event at R.
 //
@@ -106,6 +107,14 @@ class MvccStore {
   int64_t CurrentRevision() const;
   int64_t CompactedRevision() const;  // 0 if never compacted
   AppliedPosition Position() const;
+  // How many applied ops changed the stored state (wrote any record: data,
+  // history, leases or the dedup window), over the store's life; persisted
+  // with each batch. Deterministic like everything else: replicas that
+  // applied the same op sequence report the same count, and one that
+  // missed a write reports less, so comparing counts tells a lagging
+  // replica from a current one. Reads and ops that failed without
+  // recording anything do not count.
+  uint64_t AppliedWrites() const;
 
   // 64-bit FNV-1a over every stored record in key order: data, history,
   // leases, dedup window, revision and applied position. Equal on replicas
@@ -129,6 +138,7 @@ class MvccStore {
   uint64_t dedup_seq_ = 0;    // op ids recorded so far
   uint64_t generation_ = 0;   // lease generations handed out so far
   AppliedPosition position_;
+  uint64_t applied_writes_ = 0;
   EventCallback callback_;
 };
 
