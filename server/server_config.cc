@@ -1,14 +1,20 @@
-// Flag parsing for totemkvd (see server_config.h for the formats). Every
-// error names the flag and the offending text, so a typo in a long
-// --initial-cluster list is easy to find.
+// Configuration parsing for totemkvd (see server_config.h for the formats
+// and the precedence of flags, environment and config file). One table,
+// kFlags, lists every setting: the usage text, the environment variable
+// names and the config file keys all come from it. Every error names the
+// flag and the offending text (and the file line or variable it came
+// from), so a typo in a long --initial-cluster list is easy to find.
 #include "server_config.h"
 
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string_view>
 
 namespace totemkv::server {
@@ -17,6 +23,75 @@ namespace {
 using totem::InvalidArgument;
 using totem::Status;
 using totem::StatusOr;
+
+constexpr char kEnvPrefix[] = "TOTEMKVD_";
+constexpr size_t kMaxConfigFileBytes = 1 << 20;
+
+// Every setting, by flag name without "--". `arg` names the value in the
+// usage text; `help` may span lines ('\n').
+struct FlagSpec {
+  const char* name;
+  const char* arg;
+  const char* help;
+};
+
+const std::vector<FlagSpec>& Flags() {
+  static const std::vector<FlagSpec> kFlags = {
+      {"config-file", "PATH", "YAML file of settings (keys = flag names, see below)"},
+      {"name", "NAME", "member name (default: default)"},
+      {"data-dir", "DIR", "data folder (default: ./NAME.totemkv)"},
+      {"listen-client-urls", "URL,...",
+       "gRPC (etcd v3 API + admin) listen URLs, http://HOST:PORT\n"
+       "(default: http://127.0.0.1:2379)"},
+      {"initial-cluster", "LIST",
+       "NAME=ID@HOST:PORT,... : every member's name, Totem node id and\n"
+       "Totem UDP address (default: NAME=1@127.0.0.1:2380, a single node)"},
+      {"initial-cluster-client-urls", "LIST",
+       "NAME=URL[;URL...],... : client URLs MemberList reports"},
+      {"node-id", "ID", "this member's Totem node id (default: from --name)"},
+      {"key-file", "PATH",
+       "Totem cluster key (totem-keygen); required for several members,\n"
+       "generated in DIR for one"},
+      {"sync", "BOOL", "fsync once per applied batch (default: true)"},
+      {"max-watches", "N", "watches open on this member at once (default: 10000)"},
+      {"watch-progress-notify-interval-ms", "MS",
+       "progress notifications to watches that asked for them (default:\n"
+       "600000, etcd's 10 minutes)"},
+      {"totem-transport", "MODE",
+       "unicast (a datagram per peer) or multicast (one group) for data\n"
+       "frames; the token is always unicast (default: unicast)"},
+      {"totem-mcast-addr", "ADDR", "multicast group, numeric IPv4 (default: 239.192.77.1)"},
+      {"totem-mcast-port", "PORT", "multicast group port (required with multicast)"},
+      {"totem-mcast-interface", "ADDR", "local interface for the group (default: 0.0.0.0)"},
+      {"totem-token-timeout-ms", "MS",
+       "no token this long: the ring is broken, re-form it (default: 50,\n"
+       "plus 5 per member beyond three)"},
+      {"totem-join-timeout-ms", "MS", "join message resend interval (default: 10)"},
+      {"totem-consensus-timeout-ms", "MS",
+       "members not agreeing on a membership this long are declared\n"
+       "failed (default: 60)"},
+      {"totem-merge-timeout-ms", "MS",
+       "an idle representative announces its ring this often so partitions\n"
+       "remerge (default: 100)"},
+      {"totem-window-size", "N", "frames sent by all members per token rotation (default: 256)"},
+      {"totem-max-messages", "N", "frames sent by one member per token visit (default: 64)"},
+      {"totem-packing", "BOOL", "pack several small messages per frame (default: true)"},
+  };
+  return kFlags;
+}
+
+bool IsFlag(const std::string& name) {
+  for (const FlagSpec& f : Flags()) {
+    if (name == f.name) return true;
+  }
+  return false;
+}
+
+std::string EnvName(const std::string& flag) {
+  std::string env = kEnvPrefix;
+  for (char ch : flag) env += ch == '-' ? '_' : static_cast<char>(std::toupper(ch));
+  return env;
+}
 
 std::vector<std::string> Split(const std::string& text, char sep) {
   std::vector<std::string> out;
@@ -57,13 +132,148 @@ bool IsIpv4(const std::string& host) {
   return ::inet_pton(AF_INET, host.c_str(), &a) == 1;
 }
 
+// A setting's value and where it came from ("" = the command line).
+struct Setting {
+  std::string value;
+  std::string origin;
+};
+
+// Parses one config file value (after "key:" and blanks). Returns false
+// with `why` set when malformed.
+bool ParseYamlValue(std::string_view v, std::string* out, std::string* why) {
+  const auto rest_ok = [](std::string_view rest) {
+    const size_t p = rest.find_first_not_of(" \t");
+    return p == std::string_view::npos || rest[p] == '#';
+  };
+  out->clear();
+  if (v.empty() || v[0] == '#') return true;  // no value, or only a comment
+  if (v[0] == '"') {
+    for (size_t i = 1; i < v.size(); ++i) {
+      const char ch = v[i];
+      if (ch == '"') {
+        if (!rest_ok(v.substr(i + 1))) {
+          *why = "text after the closing quote";
+          return false;
+        }
+        return true;
+      }
+      if (ch != '\\') {
+        *out += ch;
+        continue;
+      }
+      if (++i >= v.size()) break;
+      switch (v[i]) {
+        case '\\':
+          *out += '\\';
+          break;
+        case '"':
+          *out += '"';
+          break;
+        case 'n':
+          *out += '\n';
+          break;
+        case 't':
+          *out += '\t';
+          break;
+        default:
+          *why = std::string("unsupported escape \\") + v[i];
+          return false;
+      }
+    }
+    *why = "unterminated double-quoted string";
+    return false;
+  }
+  if (v[0] == '\'') {
+    for (size_t i = 1; i < v.size(); ++i) {
+      if (v[i] != '\'') {
+        *out += v[i];
+      } else if (i + 1 < v.size() && v[i + 1] == '\'') {
+        *out += '\'';
+        ++i;
+      } else {
+        if (!rest_ok(v.substr(i + 1))) {
+          *why = "text after the closing quote";
+          return false;
+        }
+        return true;
+      }
+    }
+    *why = "unterminated single-quoted string";
+    return false;
+  }
+  if (std::string_view("[]{}&*!|>%@`").find(v[0]) != std::string_view::npos) {
+    *why = std::string("unsupported YAML ('") + v[0] +
+           "' starts a flow collection, anchor, alias, tag or block scalar); quote the value";
+    return false;
+  }
+  // A plain scalar ends at a comment (" #") or the end of the line.
+  size_t end = v.size();
+  for (size_t i = 1; i < v.size(); ++i) {
+    if (v[i] == '#' && (v[i - 1] == ' ' || v[i - 1] == '\t')) {
+      end = i;
+      break;
+    }
+  }
+  std::string_view plain = v.substr(0, end);
+  while (!plain.empty() && (plain.back() == ' ' || plain.back() == '\t')) plain.remove_suffix(1);
+  *out = std::string(plain);
+  return true;
+}
+
+// Appends where a value came from to an error about it.
+Status WithOrigin(const Status& s, const Setting& setting) {
+  if (setting.origin.empty()) return s;
+  return Status(s.code(), s.message() + " (from " + setting.origin + ")");
+}
+
 }  // namespace
+
+TotemOptions::TotemOptions() {
+  const totem::RingConfig ring;
+  const totem::TransportConfig tc;
+  mcast_addr = tc.mcast_group;
+  mcast_port = tc.mcast_port;
+  mcast_interface = tc.mcast_interface;
+  token_timeout_ms = ring.token_timeout_us / 1000;
+  join_timeout_ms = ring.join_timeout_us / 1000;
+  consensus_timeout_ms = ring.consensus_timeout_us / 1000;
+  merge_timeout_ms = ring.merge_timeout_us / 1000;
+  window_size = ring.window_size;
+  max_messages = ring.max_messages_per_visit;
+  packing = ring.packing;
+}
 
 const ClusterMember* ServerConfig::Self() const {
   for (const ClusterMember& m : cluster) {
     if (m.id == node_id) return &m;
   }
   return nullptr;
+}
+
+totem::NodeConfig ServerConfig::TotemNodeConfig() const {
+  totem::NodeConfig nc;
+  nc.ring.node_id = node_id;
+  for (const ClusterMember& m : cluster) {
+    nc.ring.members.push_back(m.id);
+    nc.transport.peers.push_back({m.id, m.host, m.port});
+  }
+  nc.ring.token_timeout_us = totem.token_timeout_ms * 1000;
+  nc.ring.join_timeout_us = totem.join_timeout_ms * 1000;
+  nc.ring.consensus_timeout_us = totem.consensus_timeout_ms * 1000;
+  nc.ring.merge_timeout_us = totem.merge_timeout_ms * 1000;
+  nc.ring.window_size = totem.window_size;
+  nc.ring.max_messages_per_visit = totem.max_messages;
+  nc.ring.packing = totem.packing;
+  // Bigger windows need a bigger receive buffer (at least 4x the window).
+  while (static_cast<uint64_t>(nc.ring.window_size) * 4 > nc.ring.receive_buffer_frames &&
+         nc.ring.receive_buffer_frames < (1u << 22)) {
+    nc.ring.receive_buffer_frames *= 2;
+  }
+  nc.transport.mode = totem.transport;
+  nc.transport.mcast_group = totem.mcast_addr;
+  nc.transport.mcast_port = totem.mcast_port;
+  nc.transport.mcast_interface = totem.mcast_interface;
+  return nc;
 }
 
 StatusOr<std::vector<ClusterMember>> ParseInitialCluster(const std::string& text) {
@@ -121,34 +331,110 @@ StatusOr<std::string> ClientUrlToAddress(const std::string& url) {
   return rest;
 }
 
-const char* Usage() {
-  return "usage: totemkvd [flags]\n"
-         "  --name NAME                     member name (default: default)\n"
-         "  --data-dir DIR                  data folder (default: ./NAME.totemkv)\n"
-         "  --listen-client-urls URL,...    gRPC (etcd v3 API) listen URLs, http://HOST:PORT\n"
-         "                                  (default: http://127.0.0.1:2379)\n"
-         "  --initial-cluster LIST          NAME=ID@HOST:PORT,... : every member's name, Totem\n"
-         "                                  node id and Totem UDP address\n"
-         "                                  (default: NAME=1@127.0.0.1:2380, a single node)\n"
-         "  --initial-cluster-client-urls L NAME=URL[;URL...],... : client URLs MemberList "
-         "reports\n"
-         "  --node-id ID                    this member's Totem node id (default: from --name)\n"
-         "  --key-file PATH                 Totem cluster key (totem-keygen); required for\n"
-         "                                  several members, generated in DIR for one\n"
-         "  --sync BOOL                     fsync once per applied batch (default: true)\n"
-         "Flags accept --flag VALUE and --flag=VALUE.\n";
+StatusOr<std::vector<ConfigFileEntry>> ParseConfigFile(const std::string& text,
+                                                       const std::string& path) {
+  std::vector<ConfigFileEntry> entries;
+  std::map<std::string, int> seen;
+  std::string_view rest(text);
+  if (rest.substr(0, 3) == "\xEF\xBB\xBF") rest.remove_prefix(3);  // UTF-8 BOM
+  int line_no = 0;
+  bool started = false;  // a non-comment line was seen
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    ++line_no;
+    const auto bad = [&](const std::string& why) {
+      return InvalidArgument("config file " + path + " line " + std::to_string(line_no) + ": " +
+                             why);
+    };
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    while (!line.empty() && (line.back() == ' ' || line.back() == '\t')) line.remove_suffix(1);
+    const size_t first = line.find_first_not_of(" \t");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    if (line == "---") {
+      if (started) return bad("several YAML documents are not supported");
+      started = true;
+      continue;
+    }
+    started = true;
+    if (first != 0) {
+      return bad(line[first] == '-' ? "lists are not supported (give a comma-separated string)"
+                                    : "indented line: nested values are not supported");
+    }
+    if (line[0] == '-') return bad("lists are not supported (give a comma-separated string)");
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos ||
+        (colon + 1 < line.size() && line[colon + 1] != ' ' && line[colon + 1] != '\t')) {
+      return bad("malformed line (want 'key: value')");
+    }
+    ConfigFileEntry e;
+    e.key = std::string(line.substr(0, colon));
+    e.line = line_no;
+    for (char ch : e.key) {
+      if (!std::islower(static_cast<unsigned char>(ch)) &&
+          !std::isdigit(static_cast<unsigned char>(ch)) && ch != '-') {
+        return bad("malformed key '" + e.key + "' (want lower-case flag names like data-dir)");
+      }
+    }
+    if (e.key.empty()) return bad("malformed line (empty key)");
+    std::string_view value = line.substr(colon + 1);
+    const size_t vstart = value.find_first_not_of(" \t");
+    value.remove_prefix(vstart == std::string_view::npos ? value.size() : vstart);
+    std::string why;
+    if (!ParseYamlValue(value, &e.value, &why)) return bad("key '" + e.key + "': " + why);
+    auto [it, inserted] = seen.emplace(e.key, line_no);
+    if (!inserted) {
+      return bad("key '" + e.key + "' repeated (first on line " + std::to_string(it->second) + ")");
+    }
+    entries.push_back(std::move(e));
+  }
+  return entries;
 }
 
-StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
-  ServerConfig c;
-  std::string initial_cluster;
-  std::string client_urls_flag;
-  std::string listen_flag;
-  std::string node_id_flag;
-  bool name_given = false;
-  static const std::set<std::string> kFlags = {
-      "--name",     "--data-dir", "--listen-client-urls",         "--initial-cluster", "--node-id",
-      "--key-file", "--sync",     "--initial-cluster-client-urls"};
+StatusOr<std::string> ReadConfigFileFromDisk(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return totem::IoError("cannot open '" + path + "'");
+  std::string text;
+  char buf[4096];
+  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxConfigFileBytes) {
+      return totem::IoError("'" + path + "' is larger than 1 MiB");
+    }
+  }
+  if (in.bad()) return totem::IoError("cannot read '" + path + "'");
+  return text;
+}
+
+const char* Usage() {
+  static const std::string usage = [] {
+    std::string u = "usage: totemkvd [flags]\n";
+    for (const FlagSpec& f : Flags()) {
+      std::string head = std::string("  --") + f.name + " " + f.arg;
+      const std::vector<std::string> lines = Split(f.help, '\n');
+      for (size_t i = 0; i < lines.size(); ++i) {
+        std::string left = i == 0 ? head : "";
+        if (left.size() >= 34) {
+          u += left + "\n";
+          left.clear();
+        }
+        u += left + std::string(34 - left.size(), ' ') + lines[i] + "\n";
+      }
+    }
+    u += "Flags accept --flag VALUE and --flag=VALUE. Every flag can also be set by\n"
+         "the environment variable TOTEMKVD_<FLAG> (upper case, '-' -> '_', e.g.\n"
+         "TOTEMKVD_DATA_DIR) or by a config file key of the flag's name (e.g.\n"
+         "`data-dir: /var/lib/totemkv`); precedence: flag > environment > file >\n"
+         "default.\n";
+    return u;
+  }();
+  return usage.c_str();
+}
+
+StatusOr<ServerConfig> ParseConfig(const ConfigSources& sources) {
+  std::map<std::string, Setting> flags;  // command line, last one wins
+  const std::vector<std::string>& args = sources.args;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string flag = args[i];
     std::string value;
@@ -160,50 +446,159 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
       flag = flag.substr(0, eq);
       has_value = true;
     }
-    if (kFlags.count(flag) == 0) return InvalidArgument("unknown flag '" + flag + "'");
+    if (flag.rfind("--", 0) != 0 || !IsFlag(flag.substr(2))) {
+      return InvalidArgument("unknown flag '" + flag + "'");
+    }
     if (!has_value) {
       if (i + 1 >= args.size()) return InvalidArgument("flag " + flag + " needs a value");
       value = args[++i];
     }
-    if (flag == "--name") {
-      c.name = value;
-      name_given = true;
-    } else if (flag == "--data-dir") {
-      c.data_dir = value;
-    } else if (flag == "--listen-client-urls") {
-      listen_flag = value;
-    } else if (flag == "--initial-cluster") {
-      initial_cluster = value;
-    } else if (flag == "--initial-cluster-client-urls") {
-      client_urls_flag = value;
-    } else if (flag == "--node-id") {
-      node_id_flag = value;
-    } else if (flag == "--key-file") {
-      c.key_file = value;
-    } else if (flag == "--sync") {
-      if (!ParseBool(value, &c.sync)) return InvalidArgument("--sync: want true or false");
+    flags[flag.substr(2)] = {value, ""};
+  }
+
+  std::map<std::string, Setting> env;
+  for (const std::string& entry : sources.env) {
+    if (entry.rfind(kEnvPrefix, 0) != 0) continue;
+    const size_t eq = entry.find('=');
+    const std::string var = entry.substr(0, eq);
+    std::string flag;
+    for (char ch : var.substr(sizeof(kEnvPrefix) - 1)) {
+      flag += ch == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    if (!IsFlag(flag) || EnvName(flag) != var) {
+      return InvalidArgument("unknown environment variable " + var +
+                             " (TOTEMKVD_* variables must name a flag, e.g. TOTEMKVD_DATA_DIR)");
+    }
+    env[flag] = {eq == std::string::npos ? "" : entry.substr(eq + 1), "environment " + var};
+  }
+
+  std::map<std::string, Setting> settings;
+  std::string config_file;
+  if (auto it = flags.find("config-file"); it != flags.end()) {
+    config_file = it->second.value;
+  } else if (auto e = env.find("config-file"); e != env.end()) {
+    config_file = e->second.value;
+  }
+  if (flags.count("config-file") != 0 || env.count("config-file") != 0) {
+    if (config_file.empty()) return InvalidArgument("--config-file: empty path");
+    StatusOr<std::string> text =
+        sources.read_file ? sources.read_file(config_file) : ReadConfigFileFromDisk(config_file);
+    if (!text.ok()) {
+      return Status(text.status().code(), "--config-file: " + text.status().message());
+    }
+    StatusOr<std::vector<ConfigFileEntry>> entries = ParseConfigFile(*text, config_file);
+    if (!entries.ok()) return entries.status();
+    for (const ConfigFileEntry& e : *entries) {
+      const std::string where = "config file " + config_file + " line " + std::to_string(e.line);
+      if (e.key == "config-file") {
+        return InvalidArgument(where + ": a config file cannot name another config file");
+      }
+      if (!IsFlag(e.key)) return InvalidArgument(where + ": unknown key '" + e.key + "'");
+      settings[e.key] = {e.value, where};
     }
   }
-  if (c.name.empty()) return InvalidArgument("--name must not be empty");
+  for (auto& [k, v] : env) settings[k] = v;
+  for (auto& [k, v] : flags) settings[k] = v;
+  settings.erase("config-file");
+
+  ServerConfig c;
+  c.config_file = config_file;
+  const auto bad = [&settings](const std::string& flag, const std::string& why) {
+    return WithOrigin(InvalidArgument("--" + flag + ": " + why), settings[flag]);
+  };
+  const auto get = [&settings](const std::string& flag, std::string* out) {
+    auto it = settings.find(flag);
+    if (it == settings.end()) return false;
+    *out = it->second.value;
+    return true;
+  };
+  std::string value;
+  const bool name_given = get("name", &c.name);
+  get("data-dir", &c.data_dir);
+  get("key-file", &c.key_file);
+  if (get("sync", &value) && !ParseBool(value, &c.sync)) return bad("sync", "want true or false");
+  if (get("max-watches", &value) &&
+      (!ParseUnsigned<size_t>(value, 100000000, &c.max_watches) || c.max_watches == 0)) {
+    return bad("max-watches", "want an integer in [1, 100000000]");
+  }
+  if (get("watch-progress-notify-interval-ms", &value) &&
+      (!ParseUnsigned<uint64_t>(value, 86400000, &c.watch_progress_notify_interval_ms) ||
+       c.watch_progress_notify_interval_ms < 10)) {
+    return bad("watch-progress-notify-interval-ms", "want an integer in [10, 86400000]");
+  }
+
+  // Totem settings.
+  TotemOptions& t = c.totem;
+  if (get("totem-transport", &value)) {
+    if (value == "unicast") {
+      t.transport = totem::TransportMode::kUnicast;
+    } else if (value == "multicast") {
+      t.transport = totem::TransportMode::kMulticast;
+    } else {
+      return bad("totem-transport", "want unicast or multicast, got '" + value + "'");
+    }
+  }
+  if (get("totem-mcast-addr", &value)) {
+    if (!IsIpv4(value))
+      return bad("totem-mcast-addr", "'" + value + "' is not a numeric IPv4 address");
+    t.mcast_addr = value;
+  }
+  if (get("totem-mcast-interface", &value)) {
+    if (!IsIpv4(value)) {
+      return bad("totem-mcast-interface", "'" + value + "' is not a numeric IPv4 address");
+    }
+    t.mcast_interface = value;
+  }
+  if (get("totem-mcast-port", &value) &&
+      (!ParseUnsigned<uint16_t>(value, 65535, &t.mcast_port) || t.mcast_port == 0)) {
+    return bad("totem-mcast-port", "want a port in [1, 65535], got '" + value + "'");
+  }
+  // Times in ms must fit totem's µs fields (uint32).
+  constexpr uint32_t kMaxMs = UINT32_MAX / 1000;
+  const std::pair<const char*, uint32_t*> kUint32s[] = {
+      {"totem-token-timeout-ms", &t.token_timeout_ms},
+      {"totem-join-timeout-ms", &t.join_timeout_ms},
+      {"totem-consensus-timeout-ms", &t.consensus_timeout_ms},
+      {"totem-merge-timeout-ms", &t.merge_timeout_ms},
+      {"totem-window-size", &t.window_size},
+      {"totem-max-messages", &t.max_messages},
+  };
+  for (const auto& [flag, field] : kUint32s) {
+    if (!get(flag, &value)) continue;
+    const bool is_ms = std::string_view(flag).ends_with("-ms");
+    const uint32_t max = is_ms ? kMaxMs : UINT32_MAX;
+    if (!ParseUnsigned<uint32_t>(value, max, field) || *field == 0) {
+      return bad(flag, "want an integer in [1, " + std::to_string(max) + "], got '" + value + "'");
+    }
+  }
+  if (get("totem-packing", &value) && !ParseBool(value, &t.packing)) {
+    return bad("totem-packing", "want true or false");
+  }
+
+  if (c.name.empty()) return bad("name", "must not be empty");
   if (c.data_dir.empty()) c.data_dir = c.name + ".totemkv";
 
-  if (!listen_flag.empty()) c.listen_client_urls = Split(listen_flag, ',');
+  if (get("listen-client-urls", &value) && !value.empty()) {
+    c.listen_client_urls = Split(value, ',');
+  }
   for (const std::string& url : c.listen_client_urls) {
     StatusOr<std::string> addr = ClientUrlToAddress(url);
-    if (!addr.ok())
-      return Status(addr.status().code(), "--listen-client-urls: " + addr.status().message());
+    if (!addr.ok()) return bad("listen-client-urls", addr.status().message());
     c.listen_addresses.push_back(*addr);
   }
 
-  if (initial_cluster.empty()) initial_cluster = c.name + "=1@127.0.0.1:2380";
+  std::string initial_cluster;
+  if (!get("initial-cluster", &initial_cluster) || initial_cluster.empty()) {
+    initial_cluster = c.name + "=1@127.0.0.1:2380";
+  }
   StatusOr<std::vector<ClusterMember>> members = ParseInitialCluster(initial_cluster);
-  if (!members.ok()) return members.status();
+  if (!members.ok()) return WithOrigin(members.status(), settings["initial-cluster"]);
   c.cluster = std::move(*members);
 
-  if (!node_id_flag.empty()) {
-    if (!ParseUnsigned<totem::NodeId>(node_id_flag, UINT32_MAX, &c.node_id) ||
+  if (get("node-id", &value) && !value.empty()) {
+    if (!ParseUnsigned<totem::NodeId>(value, UINT32_MAX, &c.node_id) ||
         c.node_id == totem::kNoNode) {
-      return InvalidArgument("--node-id: want an integer in [1, 4294967295]");
+      return bad("node-id", "want an integer in [1, 4294967295]");
     }
   } else {
     for (const ClusterMember& m : c.cluster) {
@@ -225,26 +620,21 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
   }
   c.name = self->name;
 
-  if (!client_urls_flag.empty()) {
-    for (const std::string& entry : Split(client_urls_flag, ',')) {
+  if (get("initial-cluster-client-urls", &value) && !value.empty()) {
+    for (const std::string& entry : Split(value, ',')) {
       const size_t eq = entry.find('=');
       if (eq == std::string::npos) {
-        return InvalidArgument("--initial-cluster-client-urls: entry '" + entry +
-                               "' is not NAME=URL[;URL...]");
+        return bad("initial-cluster-client-urls", "entry '" + entry + "' is not NAME=URL[;URL...]");
       }
       const std::string name = entry.substr(0, eq);
       auto it = std::find_if(c.cluster.begin(), c.cluster.end(),
                              [&name](const ClusterMember& m) { return m.name == name; });
       if (it == c.cluster.end()) {
-        return InvalidArgument("--initial-cluster-client-urls: '" + name +
-                               "' is not in --initial-cluster");
+        return bad("initial-cluster-client-urls", "'" + name + "' is not in --initial-cluster");
       }
       for (const std::string& url : Split(entry.substr(eq + 1), ';')) {
         StatusOr<std::string> addr = ClientUrlToAddress(url);
-        if (!addr.ok()) {
-          return Status(addr.status().code(),
-                        "--initial-cluster-client-urls: " + addr.status().message());
-        }
+        if (!addr.ok()) return bad("initial-cluster-client-urls", addr.status().message());
         it->client_urls.push_back(url);
       }
     }
@@ -257,7 +647,34 @@ StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
                            std::to_string(c.cluster.size()) +
                            " members (make one with totem-keygen and give it to every member)");
   }
+
+  if (t.transport == totem::TransportMode::kMulticast && t.mcast_port == 0) {
+    return InvalidArgument("--totem-mcast-port is required with --totem-transport=multicast");
+  }
+  // The Totem library's own validation, on exactly what the node will get.
+  // The key is read later (main); a placeholder stands in for it here.
+  totem::NodeConfig nc = c.TotemNodeConfig();
+  nc.transport.key = std::string(32, 'k');
+  for (const Status& s : {nc.ring.Validate(), nc.transport.Validate(c.node_id)}) {
+    if (!s.ok()) return InvalidArgument("--totem-* settings: " + s.message());
+  }
   return c;
+}
+
+StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args) {
+  return ParseConfig({args, {}, nullptr});
+}
+
+bool HoldsMajority(const std::vector<totem::NodeId>& members,
+                   const std::vector<ClusterMember>& cluster) {
+  size_t in_cluster = 0;
+  for (totem::NodeId id : members) {
+    if (std::any_of(cluster.begin(), cluster.end(),
+                    [id](const ClusterMember& m) { return m.id == id; })) {
+      ++in_cluster;
+    }
+  }
+  return in_cluster * 2 > cluster.size();
 }
 
 }  // namespace totemkv::server

@@ -1,7 +1,23 @@
 // totemkvd's configuration: the command-line flags (etcd's names where etcd
-// has one) parsed into a ServerConfig, plus the small parsers they need
-// (the --initial-cluster member list and client URLs). Parsing is pure: it
-// touches no file or socket, so it is unit-testable; main() acts on it.
+// has one), TOTEMKVD_* environment variables and an optional YAML config
+// file, merged and parsed into a ServerConfig, plus the small parsers they
+// need (the --initial-cluster member list, client URLs, the config file).
+// Parsing is pure: the environment comes in as a list and the config file
+// through a reader callback, so it is unit-testable; main() acts on it.
+//
+// Sources, highest precedence first: command-line flag, environment
+// variable TOTEMKVD_<FLAG> (upper case, '-' -> '_', e.g. TOTEMKVD_DATA_DIR),
+// config file key (the flag name without "--", e.g. `data-dir: /var/lib/x`),
+// built-in default. Unknown flags, unknown TOTEMKVD_* variables and unknown
+// config keys are errors. Every error names the flag and, for a value from
+// the file or the environment, where it came from.
+//
+// Config file: a strict subset of YAML, like etcd's --config-file: one
+// `key: value` per line starting in column 0; `#` comments (whole line, or
+// after a blank); values plain, "double-quoted" (escapes \\ \" \n \t) or
+// 'single-quoted' ('' for a quote); an optional leading `---`. Nesting,
+// lists, flow collections, anchors, tags and block scalars are rejected
+// with the line number. Lists of URLs are comma-separated strings, as flags.
 //
 // --initial-cluster format: a comma-separated list of
 //   NAME=ID@HOST:PORT
@@ -16,9 +32,11 @@
 #define TOTEMKV_SERVER_SERVER_CONFIG_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "totem/config.h"
 #include "totem/status.h"
 #include "totem/types.h"
 
@@ -32,6 +50,24 @@ struct ClusterMember {
   std::vector<std::string> client_urls;  // for MemberList
 };
 
+// Totem protocol and transport settings (the --totem-* flags), mapped onto
+// totem::NodeConfig by ServerConfig::TotemNodeConfig. Defaults are totem's
+// own (totem/config.h); times are in milliseconds here, µs in totem.
+struct TotemOptions {
+  TotemOptions();  // totem's defaults
+  totem::TransportMode transport = totem::TransportMode::kUnicast;
+  std::string mcast_addr;       // multicast group (multicast only)
+  uint16_t mcast_port = 0;      // required for multicast
+  std::string mcast_interface;  // local interface address for the group
+  uint32_t token_timeout_ms = 0;
+  uint32_t join_timeout_ms = 0;
+  uint32_t consensus_timeout_ms = 0;
+  uint32_t merge_timeout_ms = 0;
+  uint32_t window_size = 0;
+  uint32_t max_messages = 0;  // per token visit (max_messages_per_visit)
+  bool packing = true;
+};
+
 struct ServerConfig {
   std::string name = "default";
   std::string data_dir;  // default: "./<name>.totemkv"
@@ -43,19 +79,62 @@ struct ServerConfig {
   totem::NodeId node_id = totem::kNoNode;
   std::string key_file;  // empty: <data-dir>/cluster.key (single-node only)
   bool sync = true;
+  // Watch service (server/watch_hub.h).
+  size_t max_watches = 10000;
+  uint64_t watch_progress_notify_interval_ms = 10 * 60 * 1000;
+  std::string config_file;  // the file read, if any
+  TotemOptions totem;
 
   const ClusterMember* Self() const;
+  // The Totem node config for this member: ring members and peers from
+  // `cluster`, protocol and transport settings from `totem`. The caller
+  // adds the key, the state dir and message size limits.
+  totem::NodeConfig TotemNodeConfig() const;
 };
+
+// One `key: value` entry of a config file.
+struct ConfigFileEntry {
+  std::string key;
+  std::string value;
+  int line = 0;  // 1-based
+};
+
+// Parses config file text (the YAML subset above) without checking keys
+// against the flags. Errors: INVALID_ARGUMENT "config file PATH line N:
+// WHY" for a malformed line or a repeated key.
+totem::StatusOr<std::vector<ConfigFileEntry>> ParseConfigFile(const std::string& text,
+                                                              const std::string& path);
+
+// Everything ParseConfig reads.
+struct ConfigSources {
+  std::vector<std::string> args;  // argv without argv[0]
+  std::vector<std::string> env;   // "NAME=VALUE" (as environ); only TOTEMKVD_* are read
+  // Reads --config-file. Null: ReadConfigFileFromDisk.
+  std::function<totem::StatusOr<std::string>(const std::string& path)> read_file;
+};
+
+// Merges flags, environment and config file (precedence above) into a
+// validated config. Help requests come back as InvalidArgument with
+// message "help".
+totem::StatusOr<ServerConfig> ParseConfig(const ConfigSources& sources);
+
+// ParseConfig with only command-line flags (no environment).
+totem::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args);
+
+// Reads a config file of at most 1 MiB. Errors: IO_ERROR naming the path
+// (missing, unreadable, too large).
+totem::StatusOr<std::string> ReadConfigFileFromDisk(const std::string& path);
+
+// True when `members` holds more than half of `cluster` (ids not in
+// `cluster` do not count).
+bool HoldsMajority(const std::vector<totem::NodeId>& members,
+                   const std::vector<ClusterMember>& cluster);
 
 // Parses `NAME=ID@HOST:PORT,...`.
 totem::StatusOr<std::vector<ClusterMember>> ParseInitialCluster(const std::string& text);
 
 // "http://127.0.0.1:2379" -> "127.0.0.1:2379". Only http (plaintext).
 totem::StatusOr<std::string> ClientUrlToAddress(const std::string& url);
-
-// Parses argv (without argv[0]) into a validated config. Help requests
-// come back as InvalidArgument with message "help".
-totem::StatusOr<ServerConfig> ParseFlags(const std::vector<std::string>& args);
 
 // The usage text printed for --help and after a flag error.
 const char* Usage();

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "admin_output.h"
 #include "output.h"
 #include "txn_format.h"
 
@@ -44,6 +45,11 @@ Commands:
   lease grant TTL | revoke ID | keep-alive ID [--once] | timetolive ID [--keys]
   member list
   status                       status table of every endpoint (also: endpoint status)
+  ring                         totemkvd only: the answering node's ring (members,
+                               state, primary, token rotation time)
+  configurations [--limit=N]   totemkvd only: the node's configuration changes,
+                               oldest first (the newest N)
+  counters                     totemkvd only: the node's Totem and store counters
 
 Global flags:
   --endpoints=a,b,c            gRPC endpoints (default $TKV_ENDPOINTS or 127.0.0.1:2379)
@@ -192,6 +198,9 @@ class Tool {
       return Members();
     }
     if (cmd == "status") return StatusTable();
+    if (cmd == "ring") return Ring();
+    if (cmd == "configurations" || cmd == "configs") return Configurations();
+    if (cmd == "counters") return Counters();
     if (cmd == "endpoint") {
       Need(a_, 2, 2, "endpoint status");
       if (a_.positional[1] != "status") throw UsageError{"expected: endpoint status"};
@@ -401,6 +410,33 @@ class Tool {
     auto r = c_.MemberList();
     if (!r.ok()) return Fail(r.status());
     std::cout << (json_ ? JsonMembers(*r) + "\n" : SimpleMembers(*r));
+    return 0;
+  }
+
+  int Ring() {
+    Need(a_, 1, 1, "ring");
+    auto r = c_.AdminGetRing();
+    if (!r.ok()) return Fail(r.status());
+    std::cout << (json_ ? JsonRing(*r) + "\n" : SimpleRing(*r));
+    return 0;
+  }
+
+  int Configurations() {
+    Need(a_, 1, 1, "configurations [--limit=N]");
+    int64_t limit = 0;
+    if (a_.Has("limit")) limit = ParseNumber("--limit", a_.Get("limit"));
+    if (limit < 0 || limit > UINT32_MAX) throw UsageError{"--limit must be in [0, 4294967295]"};
+    auto r = c_.AdminListConfigurations(static_cast<uint32_t>(limit));
+    if (!r.ok()) return Fail(r.status());
+    std::cout << (json_ ? JsonConfigurations(*r) + "\n" : SimpleConfigurations(*r));
+    return 0;
+  }
+
+  int Counters() {
+    Need(a_, 1, 1, "counters");
+    auto r = c_.AdminGetCounters();
+    if (!r.ok()) return Fail(r.status());
+    std::cout << (json_ ? JsonCounters(*r) + "\n" : SimpleCounters(*r));
     return 0;
   }
 

@@ -1,6 +1,8 @@
-// Unit tests of totemkvd's flag parsing: the embedded single-node default,
-// the --initial-cluster format and its errors, and the rules tying --name,
-// --node-id and --key-file together.
+// Unit tests of totemkvd's configuration parsing: the embedded single-node
+// default, the --initial-cluster format and its errors, the rules tying
+// --name, --node-id and --key-file together, the YAML config file subset,
+// precedence flag > environment > file > default, and the --totem-* flags
+// with the Totem library's own validation.
 #include "server_config.h"
 
 #include <gtest/gtest.h>
@@ -61,6 +63,261 @@ TEST(ServerConfigTest, ErrorsNameTheProblem) {
   EXPECT_NE(err({"--bogus", "1"}).find("unknown flag"), std::string::npos);
   EXPECT_NE(err({"--name"}).find("needs a value"), std::string::npos);
   EXPECT_NE(err({"--sync", "maybe"}).find("--sync"), std::string::npos);
+  EXPECT_NE(err({"--max-watches", "0"}).find("--max-watches"), std::string::npos);
+  EXPECT_NE(err({"--watch-progress-notify-interval-ms", "5"})
+                .find("--watch-progress-notify-interval-ms"),
+            std::string::npos);
+}
+
+TEST(ServerConfigTest, WatchSettings) {
+  totem::StatusOr<ServerConfig> d = ParseFlags({});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->max_watches, 10000u);
+  EXPECT_EQ(d->watch_progress_notify_interval_ms, 600000u);
+  totem::StatusOr<ServerConfig> c =
+      ParseFlags({"--max-watches", "7", "--watch-progress-notify-interval-ms", "250"});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->max_watches, 7u);
+  EXPECT_EQ(c->watch_progress_notify_interval_ms, 250u);
+}
+
+// Parses with a fake file system holding one config file, "cfg.yaml".
+totem::StatusOr<ServerConfig> ParseWith(const std::vector<std::string>& args,
+                                        const std::vector<std::string>& env,
+                                        const std::string& file_text) {
+  ConfigSources s;
+  s.args = args;
+  s.env = env;
+  s.read_file = [file_text](const std::string& path) -> totem::StatusOr<std::string> {
+    if (path != "cfg.yaml") return totem::IoError("cannot open '" + path + "'");
+    return file_text;
+  };
+  return ParseConfig(s);
+}
+
+std::string ErrorOf(const totem::StatusOr<ServerConfig>& c) {
+  return c.ok() ? std::string("OK") : c.status().message();
+}
+
+TEST(ConfigFileTest, ParseConfigFile_ScalarsCommentsAndQuotes) {
+  totem::StatusOr<std::vector<ConfigFileEntry>> e = ParseConfigFile(
+      "\xEF\xBB\xBF---\n"
+      "# a comment\n"
+      "\n"
+      "name: n1   # trailing comment\n"
+      "data-dir: \"/var/lib/a b\"\r\n"
+      "key-file: 'it''s # not a comment'\n"
+      "listen-client-urls: http://127.0.0.1:2379,http://127.0.0.1:2479\n"
+      "sync:\n"
+      "node-id: \"say \\\"hi\\\"\\n\"\n",
+      "f.yaml");
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  ASSERT_EQ(e->size(), 6u);
+  EXPECT_EQ((*e)[0].key, "name");
+  EXPECT_EQ((*e)[0].value, "n1");
+  EXPECT_EQ((*e)[0].line, 4);
+  EXPECT_EQ((*e)[1].value, "/var/lib/a b");
+  EXPECT_EQ((*e)[2].value, "it's # not a comment");
+  EXPECT_EQ((*e)[3].value, "http://127.0.0.1:2379,http://127.0.0.1:2479");
+  EXPECT_EQ((*e)[4].value, "");
+  EXPECT_EQ((*e)[5].value, "say \"hi\"\n");
+}
+
+TEST(ConfigFileTest, ParseConfigFile_MalformedLinesNameTheLine) {
+  const auto err = [](const std::string& text) {
+    auto e = ParseConfigFile(text, "f.yaml");
+    return e.ok() ? std::string("OK") : e.status().message();
+  };
+  EXPECT_EQ(err("name: a\nnonsense\n"),
+            "config file f.yaml line 2: malformed line (want 'key: value')");
+  EXPECT_EQ(err("name:a\n"), "config file f.yaml line 1: malformed line (want 'key: value')");
+  EXPECT_NE(err("totem:\n  window: 3\n").find("line 2: indented line"), std::string::npos);
+  EXPECT_NE(err("- a\n").find("line 1: lists are not supported"), std::string::npos);
+  EXPECT_NE(err("name: a\nname: b\n").find("line 2: key 'name' repeated (first on line 1)"),
+            std::string::npos);
+  EXPECT_NE(err("name: \"abc\n").find("unterminated double-quoted"), std::string::npos);
+  EXPECT_NE(err("name: 'abc\n").find("unterminated single-quoted"), std::string::npos);
+  EXPECT_NE(err("name: \"a\" b\n").find("text after the closing quote"), std::string::npos);
+  EXPECT_NE(err("name: [a, b]\n").find("unsupported YAML"), std::string::npos);
+  EXPECT_NE(err("name: &anchor a\n").find("unsupported YAML"), std::string::npos);
+  EXPECT_NE(err("Name: a\n").find("malformed key 'Name'"), std::string::npos);
+  EXPECT_NE(err("name: a\n---\n").find("several YAML documents"), std::string::npos);
+  EXPECT_NE(err("name: \"\\q\"\n").find("unsupported escape"), std::string::npos);
+}
+
+TEST(ConfigFileTest, ParseConfig_FileGivesEverySetting) {
+  const std::string file =
+      "name: n2\n"
+      "data-dir: /tmp/d2\n"
+      "initial-cluster: n1=1@127.0.0.1:7001,n2=2@127.0.0.1:7002,n3=3@127.0.0.1:7003\n"
+      "key-file: /etc/totemkv/cluster.key\n"
+      "listen-client-urls: http://127.0.0.1:3002\n"
+      "sync: false\n"
+      "totem-window-size: 100\n";
+  totem::StatusOr<ServerConfig> c = ParseWith({"--config-file", "cfg.yaml"}, {}, file);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->config_file, "cfg.yaml");
+  EXPECT_EQ(c->name, "n2");
+  EXPECT_EQ(c->node_id, 2u);
+  EXPECT_EQ(c->data_dir, "/tmp/d2");
+  EXPECT_EQ(c->key_file, "/etc/totemkv/cluster.key");
+  EXPECT_EQ(c->listen_addresses, std::vector<std::string>{"127.0.0.1:3002"});
+  EXPECT_FALSE(c->sync);
+  EXPECT_EQ(c->cluster.size(), 3u);
+  EXPECT_EQ(c->totem.window_size, 100u);
+}
+
+TEST(ConfigFileTest, ParseConfig_FlagOverridesEnvOverridesFile) {
+  const std::string file = "data-dir: from-file\nsync: false\nnode-id: 1\n";
+  totem::StatusOr<ServerConfig> c =
+      ParseWith({"--config-file=cfg.yaml", "--sync", "true"},
+                {"PATH=/bin", "TOTEMKVD_DATA_DIR=from-env", "TOTEMKVD_SYNC=false"}, file);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "from-env");  // env beats file
+  EXPECT_TRUE(c->sync);                // flag beats env and file
+  EXPECT_EQ(c->node_id, 1u);           // file beats default
+
+  // The config file itself may come from the environment.
+  c = ParseWith({}, {"TOTEMKVD_CONFIG_FILE=cfg.yaml"}, file);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "from-file");
+  // Without --config-file the file is not read.
+  c = ParseWith({}, {}, "bogus-key: 1\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "default.totemkv");
+}
+
+TEST(ConfigFileTest, ParseConfig_ErrorsNameTheSource) {
+  EXPECT_EQ(ErrorOf(ParseWith({"--config-file", "cfg.yaml"}, {}, "name: a\nbogus: 1\n")),
+            "config file cfg.yaml line 2: unknown key 'bogus'");
+  EXPECT_EQ(ErrorOf(ParseWith({"--config-file", "cfg.yaml"}, {}, "config-file: x\n")),
+            "config file cfg.yaml line 1: a config file cannot name another config file");
+  EXPECT_EQ(ErrorOf(ParseWith({"--config-file", "cfg.yaml"}, {}, "# c\nsync: maybe\n")),
+            "--sync: want true or false (from config file cfg.yaml line 2)");
+  EXPECT_EQ(ErrorOf(ParseWith({}, {"TOTEMKVD_SYNC=maybe"}, "")),
+            "--sync: want true or false (from environment TOTEMKVD_SYNC)");
+  EXPECT_NE(ErrorOf(ParseWith({}, {"TOTEMKVD_BOGUS=1"}, ""))
+                .find("unknown environment variable TOTEMKVD_BOGUS"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf(ParseWith({"--config-file", "missing.yaml"}, {}, "")),
+            "--config-file: cannot open 'missing.yaml'");
+  EXPECT_NE(ErrorOf(ParseWith({"--config-file", "cfg.yaml"}, {}, "initial-cluster: a=1@host:1\n"))
+                .find("IPv4 address (want NAME=ID@HOST:PORT) (from config file cfg.yaml line 1)"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf(ParseFlags({"--config-file", "/nonexistent/totemkvd.yaml"})),
+            "--config-file: cannot open '/nonexistent/totemkvd.yaml'");
+}
+
+TEST(TotemFlagsTest, ParseFlags_AllTotemFlags) {
+  totem::StatusOr<ServerConfig> c = ParseFlags({"--totem-transport=multicast",
+                                                "--totem-mcast-addr",
+                                                "239.1.2.3",
+                                                "--totem-mcast-port",
+                                                "5405",
+                                                "--totem-mcast-interface",
+                                                "127.0.0.1",
+                                                "--totem-token-timeout-ms",
+                                                "200",
+                                                "--totem-join-timeout-ms",
+                                                "20",
+                                                "--totem-consensus-timeout-ms",
+                                                "300",
+                                                "--totem-merge-timeout-ms",
+                                                "500",
+                                                "--totem-window-size",
+                                                "2000",
+                                                "--totem-max-messages",
+                                                "100",
+                                                "--totem-packing",
+                                                "false"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const totem::NodeConfig nc = c->TotemNodeConfig();
+  EXPECT_EQ(nc.transport.mode, totem::TransportMode::kMulticast);
+  EXPECT_EQ(nc.transport.mcast_group, "239.1.2.3");
+  EXPECT_EQ(nc.transport.mcast_port, 5405);
+  EXPECT_EQ(nc.transport.mcast_interface, "127.0.0.1");
+  EXPECT_EQ(nc.ring.token_timeout_us, 200000u);
+  EXPECT_EQ(nc.ring.join_timeout_us, 20000u);
+  EXPECT_EQ(nc.ring.consensus_timeout_us, 300000u);
+  EXPECT_EQ(nc.ring.merge_timeout_us, 500000u);
+  EXPECT_EQ(nc.ring.window_size, 2000u);
+  EXPECT_EQ(nc.ring.max_messages_per_visit, 100u);
+  EXPECT_FALSE(nc.ring.packing);
+  EXPECT_GE(nc.ring.receive_buffer_frames, 8000u);  // grown for the window
+  EXPECT_TRUE(nc.ring.Validate().ok());
+  ASSERT_EQ(nc.transport.peers.size(), 1u);
+  EXPECT_EQ(nc.ring.members, std::vector<totem::NodeId>{1});
+}
+
+TEST(TotemFlagsTest, ParseFlags_DefaultsAreTotems) {
+  totem::StatusOr<ServerConfig> c = ParseFlags({});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const totem::NodeConfig nc = c->TotemNodeConfig();
+  const totem::RingConfig ring;
+  EXPECT_EQ(nc.transport.mode, totem::TransportMode::kUnicast);
+  EXPECT_EQ(nc.ring.token_timeout_us, ring.token_timeout_us);
+  EXPECT_EQ(nc.ring.join_timeout_us, ring.join_timeout_us);
+  EXPECT_EQ(nc.ring.consensus_timeout_us, ring.consensus_timeout_us);
+  EXPECT_EQ(nc.ring.merge_timeout_us, ring.merge_timeout_us);
+  EXPECT_EQ(nc.ring.window_size, ring.window_size);
+  EXPECT_EQ(nc.ring.max_messages_per_visit, ring.max_messages_per_visit);
+  EXPECT_EQ(nc.ring.receive_buffer_frames, ring.receive_buffer_frames);
+  EXPECT_TRUE(nc.ring.packing);
+}
+
+TEST(TotemFlagsTest, ParseFlags_ValidationErrorsNameTheField) {
+  const auto err = [](const std::vector<std::string>& args) { return ErrorOf(ParseFlags(args)); };
+  EXPECT_EQ(err({"--totem-transport", "broadcast"}),
+            "--totem-transport: want unicast or multicast, got 'broadcast'");
+  EXPECT_EQ(err({"--totem-transport", "multicast"}),
+            "--totem-mcast-port is required with --totem-transport=multicast");
+  EXPECT_NE(err({"--totem-transport", "multicast", "--totem-mcast-port", "5405",
+                 "--totem-mcast-addr", "10.0.0.1"})
+                .find("transport.mcast_group: 10.0.0.1 is not a multicast address"),
+            std::string::npos);
+  EXPECT_NE(err({"--totem-mcast-addr", "nope"}).find("--totem-mcast-addr: 'nope' is not"),
+            std::string::npos);
+  EXPECT_NE(err({"--totem-mcast-port", "70000"}).find("--totem-mcast-port: want a port"),
+            std::string::npos);
+  EXPECT_NE(err({"--totem-window-size", "10", "--totem-max-messages", "20"})
+                .find("max_messages_per_visit (20) must not exceed window_size (10)"),
+            std::string::npos);
+  EXPECT_NE(err({"--totem-join-timeout-ms", "60"}).find("join_timeout_us"), std::string::npos);
+  EXPECT_NE(err({"--totem-token-timeout-ms", "5"}).find("token_timeout_us"), std::string::npos);
+  EXPECT_NE(err({"--totem-merge-timeout-ms", "5"}).find("merge_timeout_us"), std::string::npos);
+  EXPECT_NE(err({"--totem-token-timeout-ms", "4294968"}).find("want an integer in [1, 4294967]"),
+            std::string::npos);
+  EXPECT_NE(err({"--totem-window-size", "0"}).find("--totem-window-size: want an integer"),
+            std::string::npos);
+  EXPECT_NE(err({"--totem-window-size", "-1"}).find("--totem-window-size"), std::string::npos);
+  EXPECT_EQ(err({"--totem-packing", "sometimes"}), "--totem-packing: want true or false");
+}
+
+TEST(ServerConfigTest, Usage_ListsEveryFlagAndTheEnvironment) {
+  const std::string usage = Usage();
+  for (const char* flag : {"--config-file",
+                           "--name",
+                           "--data-dir",
+                           "--listen-client-urls",
+                           "--initial-cluster ",
+                           "--initial-cluster-client-urls",
+                           "--node-id",
+                           "--key-file",
+                           "--sync",
+                           "--totem-transport",
+                           "--totem-mcast-addr",
+                           "--totem-mcast-port",
+                           "--totem-mcast-interface",
+                           "--totem-token-timeout-ms",
+                           "--totem-join-timeout-ms",
+                           "--totem-consensus-timeout-ms",
+                           "--totem-merge-timeout-ms",
+                           "--totem-window-size",
+                           "--totem-max-messages",
+                           "--totem-packing",
+                           "TOTEMKVD_"}) {
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  }
 }
 
 }  // namespace
