@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -75,6 +76,26 @@ const char* StatusCodeName(StatusCode code) {
     case StatusCode::DATA_LOSS: return "DATA_LOSS";
     default: return "UNKNOWN_CODE";
   }
+}
+
+std::string NewOpId() {
+  // One generator per thread, seeded from the OS: ids must differ across
+  // threads, processes and restarts, not be secret.
+  thread_local std::mt19937_64 rng([] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }());
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  do {
+    id.clear();
+    for (int word = 0; word < 2; ++word) {
+      uint64_t bits = rng();
+      for (int i = 0; i < 16; ++i, bits >>= 4) id.push_back(kHex[bits & 0xf]);
+    }
+  } while (id.find_first_not_of('0') == std::string::npos);
+  return id;
 }
 
 std::vector<std::string> ParseEndpoints(const std::string& comma_separated) {
@@ -295,6 +316,14 @@ Status Client::Call(Kind kind, const Attempt& attempt) {
     start = current_;
   }
   const size_t n = endpoints_.size();
+  std::chrono::milliseconds attempt_timeout = options_.attempt_timeout;
+  if (attempt_timeout.count() <= 0) {
+    attempt_timeout = n > 1 ? options_.command_timeout / 2 : options_.command_timeout;
+  }
+  // One id for every attempt of this call: a write that reached a server
+  // before its answer was lost is not applied again by the retry.
+  const std::string op_id = kind == Kind::kWrite ? NewOpId() : std::string();
+  const bool retry = kind == Kind::kRead || options_.retry_writes;
   std::vector<std::string> unreachable;
   Status last(StatusCode::UNAVAILABLE, "no endpoint answered");
   for (int round = 0; round < options_.max_rounds; ++round) {
@@ -317,17 +346,25 @@ Status Client::Call(Kind kind, const Attempt& attempt) {
         continue;
       }
       grpc::ClientContext context;
-      context.set_deadline(deadline);
+      const Clock::time_point attempt_deadline = std::min(deadline, Clock::now() + attempt_timeout);
+      context.set_deadline(attempt_deadline);
+      if (!op_id.empty()) context.AddMetadata(kOpIdMetadataKey, op_id);
       const grpc::Status s = attempt(ep.channel, &context);
-      if (s.ok() || s.error_code() != grpc::StatusCode::UNAVAILABLE) {
+      const bool unavailable = s.error_code() == grpc::StatusCode::UNAVAILABLE;
+      // Only an attempt cut short by its own bound is worth another
+      // endpoint; a call out of time is out of time everywhere.
+      const bool attempt_timed_out =
+          s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && Clock::now() < deadline;
+      if (!unavailable && !attempt_timed_out) {
         if (s.ok()) {
           std::lock_guard<std::mutex> lock(mu_);
           current_ = idx;
         }
         return Status::FromGrpc(s);
       }
-      last = Status(StatusCode::UNAVAILABLE, ep.address + ": " + s.error_message());
-      if (kind == Kind::kWrite) return last;  // may have been applied
+      last = Status(unavailable ? StatusCode::UNAVAILABLE : StatusCode::DEADLINE_EXCEEDED,
+                    ep.address + ": " + s.error_message());
+      if (!retry) return last;  // may have been applied
     }
   }
   if (unreachable.size() == n) {
@@ -550,6 +587,38 @@ StatusOr<etcdserverpb::StatusResponse> Client::ServerStatus(const std::string& e
     return totemkv::client::Status(r.status().code(), endpoint + ": " + r.status().message());
   }
   return r;
+}
+
+StatusOr<totemkv::admin::v1::GetRingResponse> Client::AdminGetRing() {
+  totemkv::admin::v1::GetRingRequest req;
+  totemkv::admin::v1::GetRingResponse resp;
+  Status s = Call(Kind::kRead, [&](const auto& ch, grpc::ClientContext* ctx) {
+    return totemkv::admin::v1::Admin::NewStub(ch)->GetRing(ctx, req, &resp);
+  });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+StatusOr<totemkv::admin::v1::ListConfigurationsResponse> Client::AdminListConfigurations(
+    uint32_t limit) {
+  totemkv::admin::v1::ListConfigurationsRequest req;
+  req.set_limit(limit);
+  totemkv::admin::v1::ListConfigurationsResponse resp;
+  Status s = Call(Kind::kRead, [&](const auto& ch, grpc::ClientContext* ctx) {
+    return totemkv::admin::v1::Admin::NewStub(ch)->ListConfigurations(ctx, req, &resp);
+  });
+  if (!s.ok()) return s;
+  return resp;
+}
+
+StatusOr<totemkv::admin::v1::GetCountersResponse> Client::AdminGetCounters() {
+  totemkv::admin::v1::GetCountersRequest req;
+  totemkv::admin::v1::GetCountersResponse resp;
+  Status s = Call(Kind::kRead, [&](const auto& ch, grpc::ClientContext* ctx) {
+    return totemkv::admin::v1::Admin::NewStub(ch)->GetCounters(ctx, req, &resp);
+  });
+  if (!s.ok()) return s;
+  return resp;
 }
 
 }  // namespace totemkv::client

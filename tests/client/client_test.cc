@@ -1,8 +1,13 @@
 // Tests of the totemkv_client library against a real etcd v3 API server
 // (see server_harness.h): KV, txn, watch (iterator and callback), leases,
-// cluster/maintenance calls, failover and error statuses.
+// cluster/maintenance calls, failover and error statuses; and, against
+// in-process fake endpoints, the op id every write carries and keeps across
+// retries.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "server_harness.h"
@@ -141,6 +146,7 @@ TEST_F(ClientTest, Failover_SkipsDeadEndpointAndRemembersGoodOne) {
   ASSERT_TRUE(c.Put("f/k", "v").ok());
   EXPECT_EQ(c.current_endpoint(), server_->endpoint());
   EXPECT_EQ(c.Get("f/k")->kvs(0).value(), "v");
+  EXPECT_EQ(c.Get("f/k")->kvs(0).version(), 1);  // applied once
 }
 
 TEST_F(ClientTest, Errors_CarryGrpcCodeAndMessage) {
@@ -154,6 +160,136 @@ TEST_F(ClientTest, Errors_CarryGrpcCodeAndMessage) {
   // A server-side rejection comes back as the server's code: empty key.
   auto bad = client_->Put("", "v");
   EXPECT_EQ(bad.status().code(), StatusCode::INVALID_ARGUMENT) << bad.status().ToString();
+}
+
+// An in-process etcd KV endpoint whose Put answers as told (UNAVAILABLE,
+// OK, or nothing until the caller gives up) and which records the op id
+// metadata of every request it gets.
+class FakeKv final : public etcdserverpb::KV::Service {
+ public:
+  enum class Mode { kUnavailable, kOk, kHang };
+  explicit FakeKv(Mode mode) : mode_(mode) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~FakeKv() override { server_->Shutdown(std::chrono::system_clock::now()); }
+
+  grpc::Status Put(grpc::ServerContext* ctx, const etcdserverpb::PutRequest*,
+                   etcdserverpb::PutResponse* resp) override {
+    Record(*ctx);
+    switch (mode_) {
+      case Mode::kUnavailable:
+        return {grpc::StatusCode::UNAVAILABLE, "fake: unavailable"};
+      case Mode::kHang:
+        while (!ctx->IsCancelled() && std::chrono::system_clock::now() < ctx->deadline()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return {grpc::StatusCode::DEADLINE_EXCEEDED, "fake: no answer"};
+      case Mode::kOk:
+        resp->mutable_header()->set_revision(42);
+        return grpc::Status::OK;
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status Range(grpc::ServerContext* ctx, const etcdserverpb::RangeRequest*,
+                     etcdserverpb::RangeResponse*) override {
+    Record(*ctx);
+    return grpc::Status::OK;
+  }
+
+  std::string endpoint() const { return "127.0.0.1:" + std::to_string(port_); }
+  // The op id of each request so far ("" for none).
+  std::vector<std::string> ids() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return ids_;
+  }
+
+ private:
+  void Record(const grpc::ServerContext& ctx) {
+    std::string id;
+    const auto it = ctx.client_metadata().find(client::kOpIdMetadataKey);
+    if (it != ctx.client_metadata().end()) id.assign(it->second.data(), it->second.size());
+    std::lock_guard<std::mutex> lock(mu_);
+    ids_.push_back(id);
+  }
+
+  Mode mode_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::mutex mu_;
+  std::vector<std::string> ids_;
+};
+
+bool IsOpId(const std::string& id) {
+  return id.size() == 32 && id.find_first_not_of("0123456789abcdef") == std::string::npos &&
+         id.find_first_not_of('0') != std::string::npos;
+}
+
+TEST(ClientOpId, NewOpId_Is32HexDigitsAndFresh) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    const std::string id = client::NewOpId();
+    EXPECT_TRUE(IsOpId(id)) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+TEST(ClientOpId, Write_RetriedOnNextEndpointWithTheSameId) {
+  FakeKv down(FakeKv::Mode::kUnavailable);
+  FakeKv up(FakeKv::Mode::kOk);
+  Client c({.endpoints = {down.endpoint(), up.endpoint()}});
+  auto put = c.Put("k", "v");
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_EQ(put->header().revision(), 42);
+  ASSERT_EQ(down.ids().size(), 1u);
+  ASSERT_EQ(up.ids().size(), 1u);
+  EXPECT_TRUE(IsOpId(down.ids()[0])) << down.ids()[0];
+  EXPECT_EQ(up.ids()[0], down.ids()[0]);
+  EXPECT_EQ(c.current_endpoint(), up.endpoint());
+
+  // The next write is another op: a new id.
+  ASSERT_TRUE(c.Put("k", "w").ok());
+  ASSERT_EQ(up.ids().size(), 2u);
+  EXPECT_TRUE(IsOpId(up.ids()[1]));
+  EXPECT_NE(up.ids()[1], up.ids()[0]);
+}
+
+TEST(ClientOpId, Write_AttemptWithNoAnswerMovesOnWithTheSameId) {
+  FakeKv hung(FakeKv::Mode::kHang);
+  FakeKv up(FakeKv::Mode::kOk);
+  Client c({.endpoints = {hung.endpoint(), up.endpoint()},
+            .command_timeout = std::chrono::milliseconds(10000),
+            .attempt_timeout = std::chrono::milliseconds(300)});
+  const auto start = std::chrono::steady_clock::now();
+  auto put = c.Put("k", "v");
+  ASSERT_TRUE(put.ok()) << put.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  ASSERT_EQ(hung.ids().size(), 1u);
+  ASSERT_EQ(up.ids().size(), 1u);
+  EXPECT_TRUE(IsOpId(up.ids()[0]));
+  EXPECT_EQ(up.ids()[0], hung.ids()[0]);
+}
+
+TEST(ClientOpId, Write_NotRetriedWhenRetryWritesIsOff) {
+  FakeKv down(FakeKv::Mode::kUnavailable);
+  FakeKv up(FakeKv::Mode::kOk);
+  Client c({.endpoints = {down.endpoint(), up.endpoint()}, .retry_writes = false});
+  auto put = c.Put("k", "v");
+  EXPECT_EQ(put.status().code(), StatusCode::UNAVAILABLE) << put.status().ToString();
+  EXPECT_NE(put.status().message().find(down.endpoint()), std::string::npos);
+  EXPECT_EQ(down.ids().size(), 1u);
+  EXPECT_TRUE(up.ids().empty());
+}
+
+TEST(ClientOpId, Read_CarriesNoOpId) {
+  FakeKv up(FakeKv::Mode::kOk);
+  Client c({.endpoints = {up.endpoint()}});
+  ASSERT_TRUE(c.Get("k").ok());
+  ASSERT_EQ(up.ids().size(), 1u);
+  EXPECT_EQ(up.ids()[0], "");
 }
 
 }  // namespace

@@ -10,10 +10,19 @@
 //    all attempts. Connecting to an endpoint is bounded by dial_timeout.
 //  - An endpoint that cannot be connected to is skipped for any call: the
 //    request was never sent, so retrying elsewhere is safe.
-//  - When a call that was sent fails with UNAVAILABLE, reads (Get, Status,
-//    MemberList, LeaseTimeToLive, Watch creation) are retried on the next
-//    endpoint; writes (Put, Delete, Txn, lease grant/revoke/keep-alive) are
-//    not, because they may have been applied: the caller sees UNAVAILABLE.
+//  - Every write (Put, Delete, Txn, Compact, lease grant/revoke/keep-alive)
+//    carries a random 16-byte op id, chosen once per call and sent as the
+//    gRPC metadata kOpIdMetadataKey on every attempt. totemkvd applies an
+//    op id at most once: a retry of a write that was already applied gets
+//    the original outcome (status and header revision; the rest of the
+//    response body is empty, since it is not kept). etcd ignores the
+//    metadata.
+//  - When a call that was sent fails with UNAVAILABLE, or gets no answer
+//    within its attempt timeout (DEADLINE_EXCEEDED while the call's
+//    deadline has not passed), it is retried on the next endpoint: reads
+//    always; writes too (with the same op id) unless retry_writes is off.
+//    Against etcd, which does not deduplicate, a retried write may be
+//    applied twice: turn retry_writes off there for at-most-once writes.
 //  - Up to `max_rounds` passes over the endpoint list, with a short backoff
 //    between passes, while the deadline allows.
 //
@@ -33,6 +42,7 @@
 
 #include "client/status.h"
 #include "etcd/kv.pb.h"
+#include "admin/admin.grpc.pb.h"
 #include "etcd/rpc.grpc.pb.h"
 
 namespace totemkv::client {
@@ -47,7 +57,22 @@ struct ClientOptions {
   std::chrono::milliseconds command_timeout{5000};
   // Passes over the endpoint list before giving up (>= 1).
   int max_rounds = 2;
+  // Bound on one attempt at one endpoint, after which the call moves on to
+  // the next endpoint. 0: command_timeout / 2 with several endpoints (a
+  // member that hangs, e.g. cut off from its ring, leaves time for a retry
+  // elsewhere), the whole command_timeout with one.
+  std::chrono::milliseconds attempt_timeout{0};
+  // Retry writes on another endpoint after UNAVAILABLE or an attempt
+  // timeout, with the same op id (see above). Safe against totemkvd.
+  bool retry_writes = true;
 };
+
+// The gRPC metadata key that carries a write's op id: 32 hex digits (16
+// bytes, not all zero). totemkvd answers INVALID_ARGUMENT to a malformed one.
+inline constexpr char kOpIdMetadataKey[] = "totemkv-op-id";
+
+// A fresh random op id as 32 lowercase hex digits (never all zero).
+std::string NewOpId();
 
 // Splits "a,b,c" into endpoints, trimming blanks and "http://" prefixes.
 std::vector<std::string> ParseEndpoints(const std::string& comma_separated);
@@ -204,13 +229,22 @@ class Client {
   // per-endpoint tables.
   StatusOr<etcdserverpb::StatusResponse> ServerStatus(const std::string& endpoint);
 
+  // totemkvd's own Admin service (proto/admin/admin.proto; etcd answers
+  // UNIMPLEMENTED). Reads with failover, like Get: each response names the
+  // node that answered (node_id). `limit` 0: every event the node keeps.
+  StatusOr<totemkv::admin::v1::GetRingResponse> AdminGetRing();
+  StatusOr<totemkv::admin::v1::ListConfigurationsResponse> AdminListConfigurations(
+      uint32_t limit = 0);
+  StatusOr<totemkv::admin::v1::GetCountersResponse> AdminGetCounters();
+
  private:
   struct Endpoint;
   enum class Kind { kRead, kWrite };
   using Attempt = std::function<grpc::Status(const std::shared_ptr<grpc::Channel>&,
                                              grpc::ClientContext*)>;
 
-  // Runs `attempt` against endpoints per the failover rules above.
+  // Runs `attempt` against endpoints per the failover rules above; a kWrite
+  // call sends one op id (NewOpId) with every attempt.
   Status Call(Kind kind, const Attempt& attempt);
   // Connects `endpoint` before `deadline` (and within dial_timeout); false
   // when it cannot.
