@@ -11,8 +11,9 @@
 //    from --initial-cluster-client-urls.
 // Every response header carries {cluster_id (hash of the member list, equal
 // on every node), member_id (= Totem node id), revision, raft_term (= ring
-// seq)}. Unimplemented methods (Watch, Lease, member changes, ...) answer
-// UNIMPLEMENTED (gRPC's default).
+// seq)}. Watch is in watch_service.h, Lease in lease_service.h.
+// Unimplemented methods (member changes, ...) answer UNIMPLEMENTED (gRPC's
+// default).
 #ifndef TOTEMKV_SERVER_ETCD_SERVICES_H_
 #define TOTEMKV_SERVER_ETCD_SERVICES_H_
 

@@ -5,6 +5,7 @@
 // 127.0.0.1:2379, with a cluster key generated in the data dir.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstdio>
@@ -12,10 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "admin_service.h"
 #include "etcd_services.h"
+#include "lease_manager.h"
+#include "lease_service.h"
 #include "log.h"
 #include "replicator.h"
 #include "server_config.h"
+#include "watch_hub.h"
+#include "watch_service.h"
 #include "totem/node.h"
 
 namespace {
@@ -23,8 +29,10 @@ namespace {
 using totemkv::server::Log;
 
 int Run(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  totem::StatusOr<totemkv::server::ServerConfig> parsed = totemkv::server::ParseFlags(args);
+  totemkv::server::ConfigSources sources;
+  sources.args.assign(argv + 1, argv + argc);
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) sources.env.emplace_back(*e);
+  totem::StatusOr<totemkv::server::ServerConfig> parsed = totemkv::server::ParseConfig(sources);
   if (!parsed.ok()) {
     if (parsed.status().message() == "help") {
       std::fputs(totemkv::server::Usage(), stdout);
@@ -73,10 +81,29 @@ int Run(int argc, char** argv) {
     Log("cannot start: %s", replicator.status().ToString().c_str());
     return 1;
   }
+  totemkv::server::LeaseManager leases(replicator->get(), totemkv::server::LeaseExpiryOptions{});
+  if (totem::Status s = leases.Start(); !s.ok()) {
+    Log("cannot load leases: %s", s.ToString().c_str());
+    (*replicator)->Stop();
+    return 1;
+  }
   totemkv::server::ServerContext ctx(config, replicator->get());
   totemkv::server::KvService kv(&ctx);
   totemkv::server::MaintenanceService maintenance(&ctx);
   totemkv::server::ClusterService cluster(&ctx);
+  totemkv::server::AdminService admin(&ctx);
+  totemkv::server::LeaseService lease(&ctx, &leases);
+  // Watchers are fed by the store's event callback from here on.
+  totemkv::server::WatchHubOptions watch_options;
+  watch_options.max_watches = config.max_watches;
+  watch_options.progress_notify_interval =
+      std::chrono::milliseconds(config.watch_progress_notify_interval_ms);
+  totemkv::server::WatchHub watch_hub((*replicator)->store(), watch_options);
+  (*replicator)->SetStoreEventCallback(
+      [&watch_hub](const std::vector<kvstore::Event>& events, int64_t revision) {
+        watch_hub.OnEvents(events, revision);
+      });
+  totemkv::server::WatchService watch(&ctx, &watch_hub);
 
   grpc::ServerBuilder builder;
   std::vector<int> ports(config.listen_addresses.size(), 0);
@@ -91,6 +118,9 @@ int Run(int argc, char** argv) {
   builder.RegisterService(&kv);
   builder.RegisterService(&maintenance);
   builder.RegisterService(&cluster);
+  builder.RegisterService(&admin);
+  builder.RegisterService(&lease);
+  builder.RegisterService(&watch);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   for (size_t i = 0; i < ports.size(); ++i) {
     if (server == nullptr || ports[i] == 0) {
@@ -107,14 +137,25 @@ int Run(int argc, char** argv) {
   Log("ready name=%s node_id=%u data_dir=%s sync=%s cluster_id=%016llx cluster=%s",
       config.name.c_str(), config.node_id, config.data_dir.c_str(), config.sync ? "true" : "false",
       static_cast<unsigned long long>(ctx.cluster_id()), cluster_list.c_str());
+  {
+    const totemkv::server::TotemOptions& t = config.totem;
+    Log("totem transport=%s token_timeout_ms=%u join_timeout_ms=%u consensus_timeout_ms=%u "
+        "merge_timeout_ms=%u window_size=%u max_messages=%u packing=%s config_file=%s",
+        t.transport == totem::TransportMode::kMulticast ? "multicast" : "unicast",
+        t.token_timeout_ms, t.join_timeout_ms, t.consensus_timeout_ms, t.merge_timeout_ms,
+        t.window_size, t.max_messages, t.packing ? "true" : "false",
+        config.config_file.empty() ? "-" : config.config_file.c_str());
+  }
   for (const std::string& url : config.listen_client_urls)
     Log("serving clients on %s", url.c_str());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   Log("signal %d: shutting down", sig);
+  watch_hub.Shutdown();  // ends the open watch streams, so Shutdown need not wait for them
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*replicator)->Stop();
+  leases.Stop();  // after the replicator: its apply thread calls into `leases`
   server->Wait();
   Log("stopped");
   return 0;
