@@ -1,220 +1,379 @@
 #!/usr/bin/env bash
-# Sets up, builds and starts a Totem ring of 3 (or --nodes N) processes on
-# loopback, every node sending at once; shows node 1's ordered traffic and
-# throughput live, then checks that all nodes delivered the same messages in
-# the same order (same count, same digest).
+# Sets up, builds and starts a local 3-node totemkvd cluster on loopback, in
+# the background, then shows it working with tkv and etcdctl. The cluster
+# keeps running until `./scripts/local-cluster.sh stop`; its data survives
+# a stop and the next start.
 #
-#   ./scripts/local-cluster.sh [options]
+#   ./scripts/local-cluster.sh [start] [options]   set up, build, start, demo
+#   ./scripts/local-cluster.sh status              which nodes run, endpoint table
+#   ./scripts/local-cluster.sh stop                stop every node (SIGTERM, wait)
+#   ./scripts/local-cluster.sh --ring-demo [...]   the Totem ring demo instead
+#                                                  (scripts/ring-demo.sh)
 #
-# Options:
-#   --nodes N          ring size (default 3)
-#   --messages N       messages each node sends (default 1000000: a few seconds)
-#   --size BYTES       payload size of each message (default 100)
-#   --guarantee G      agreed | safe | mixed (default safe)
-#   --timeout-s S      give up after S seconds (default 60)
-#   --multicast        data frames to a multicast group (default: unicast to
-#                      each peer); the token is unicast either way
-#   --quiet            node 1 prints only its summary (no per-second lines)
-#   --run-dir DIR      where the key and logs go (default ./run)
+# Options (start):
+#   --fresh            wipe the cluster's data, key and ports first
 #   --no-setup         skip scripts/setup.sh
 #   --no-build         skip the build (use the binaries already built)
-#   --bin-dir DIR      where totem-node and totem-keygen are (default build/bin)
+#   --no-demo          only start and wait; no demo commands
+#   --bin-dir DIR      where totemkvd, tkv and totem-keygen are (default
+#                      $BUILD_DIR/bin, else build/bin)
+#   --run-dir DIR      data, logs, key, pid files (default run/cluster)
+#   --timeout-s S      give up waiting for the cluster after S seconds (default 30)
 #
-#   -- ARGS...         passed to every totem-node as is, e.g. -- --no-packing
-#                      (see build/bin/totem-node --help)
-#
-# Logs: RUN_DIR/node-K.log for every node (node 1's is also on the terminal).
-# Ctrl-C stops every node this script started.
+# Nodes n1, n2, n3 (Totem node ids 1..3) listen for clients on 127.0.0.1
+# ports 2379, 22379, 32379 (etcd's local-cluster ports) and talk Totem over
+# UDP on 12380, 22380, 32380 (not 2380: that is the Totem port of a
+# single-node totemkvd started without --initial-cluster, as tests do).
+# When one of those is taken, free ports are picked instead; the ports in use are saved in RUN_DIR/cluster.env and kept
+# for later starts. RUN_DIR holds per node nK/ (data), nK.log and nK.pid,
+# and the generated cluster key cluster.key.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-nodes=3
-messages=1000000
-size=100
-guarantee=safe
-timeout_s=60
-quiet=0
-run_dir=run
-do_setup=1
-do_build=1
-bin_dir=build/bin
-multicast=0
-extra_args=()
-
 log() { printf 'local-cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
 
+nodes=3
+command=start
+fresh=0
+do_setup=1
+do_build=1
+do_demo=1
+bin_dir="${BUILD_DIR:-build}/bin"  # scripts/build.sh builds into $BUILD_DIR too
+run_dir=run/cluster
+timeout_s=30
+
+if (($#)) && [[ "$1" == "--ring-demo" ]]; then
+  shift
+  exec ./scripts/ring-demo.sh "$@"
+fi
+if (($#)); then
+  case "$1" in
+    start|stop|status) command="$1"; shift ;;
+  esac
+fi
 while (($#)); do
   case "$1" in
-    --nodes) nodes="${2:?}"; shift 2 ;;
-    --messages) messages="${2:?}"; shift 2 ;;
-    --size) size="${2:?}"; shift 2 ;;
-    --guarantee) guarantee="${2:?}"; shift 2 ;;
-    --timeout-s) timeout_s="${2:?}"; shift 2 ;;
-    --quiet) quiet=1; shift ;;
-    --multicast) multicast=1; shift ;;
-    --) shift; extra_args=("$@"); break ;;
-    --run-dir) run_dir="${2:?}"; shift 2 ;;
+    --fresh) fresh=1; shift ;;
     --no-setup) do_setup=0; shift ;;
     --no-build) do_build=0; shift ;;
-    --bin-dir) bin_dir="${2:?}"; shift 2 ;;
-    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    --no-demo) do_demo=0; shift ;;
+    --bin-dir) bin_dir="${2:?--bin-dir needs a value}"; shift 2 ;;
+    --run-dir) run_dir="${2:?--run-dir needs a value}"; shift 2 ;;
+    --timeout-s) timeout_s="${2:?--timeout-s needs a value}"; shift 2 ;;
+    --ring-demo) die "--ring-demo must come first: ./scripts/local-cluster.sh --ring-demo [options]" ;;
+    -h|--help) usage; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
   esac
 done
-if ! is_uint "$nodes" || ((nodes < 2 || nodes > 16)); then die "--nodes must be 2..16"; fi
-is_uint "$messages" || die "--messages must be a number"
-if ! is_uint "$size" || ((size < 1)); then die "--size must be a positive number"; fi
 if ! is_uint "$timeout_s" || ((timeout_s < 1)); then die "--timeout-s must be a positive number"; fi
-[[ "$guarantee" =~ ^(agreed|safe|mixed)$ ]] || die "--guarantee must be agreed, safe or mixed"
 
-if ((do_setup)); then ./scripts/setup.sh; fi
-if ((do_build)); then ./scripts/build.sh --target totem-node --target totem-keygen; fi
-
-node_bin="$bin_dir/totem-node"
+server_bin="$bin_dir/totemkvd"
+tkv_bin="$bin_dir/tkv"
 keygen_bin="$bin_dir/totem-keygen"
-[[ -x "$node_bin" ]] || die "$node_bin not found (build it: ./scripts/build.sh --target totem-node)"
-[[ -x "$keygen_bin" ]] || die "$keygen_bin not found (build it: ./scripts/build.sh --target totem-keygen)"
-
-mkdir -p "$run_dir"
+env_file="$run_dir/cluster.env"
 key_file="$run_dir/cluster.key"
-rm -f "$key_file"
-"$keygen_bin" "$key_file" >/dev/null
-log "cluster key: $key_file"
 
-# Free UDP ports on 127.0.0.1: bind them all at once (so they differ),
-# release them, then print them. $(...) waits for python to exit, so the
-# ports are free again when the nodes bind them.
-ports_text="$(python3 - "$((nodes + 1))" <<'PY'
+# ------------------------------------------------------------ processes
+
+pid_file() { printf '%s/n%d.pid' "$run_dir" "$1"; }
+
+# Prints the pid of node $1 when it runs (a live totemkvd with that pid
+# file), else nothing. A stale pid file (the process is gone, or the pid now
+# belongs to another program) counts as not running.
+node_pid() {
+  local f pid
+  f="$(pid_file "$1")"
+  [[ -f "$f" ]] || return 0
+  pid="$(<"$f")"
+  is_uint "$pid" || return 0
+  [[ -r "/proc/$pid/cmdline" ]] || return 0
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--name n$1 --data-dir $run_dir/n$1 "; then
+    printf '%s\n' "$pid"
+  fi
+}
+
+running_count() {
+  local i c=0
+  for ((i = 1; i <= nodes; i++)); do [[ -n "$(node_pid "$i")" ]] && c=$((c + 1)); done
+  printf '%d\n' "$c"
+}
+
+stop_cluster() {
+  local i pid pids=() deadline
+  for ((i = 1; i <= nodes; i++)); do
+    pid="$(node_pid "$i")"
+    if [[ -n "$pid" ]]; then
+      kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+      log "n$i (pid $pid): SIGTERM"
+    fi
+  done
+  if ((${#pids[@]} == 0)); then
+    log "no node is running"
+    rm -f "$run_dir"/n*.pid
+    return 0
+  fi
+  deadline=$((SECONDS + 15))
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "pid $pid did not exit within 15 s of SIGTERM; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -f "$run_dir"/n*.pid
+  log "stopped ${#pids[@]} node(s); data kept in $run_dir (start again: ./scripts/local-cluster.sh)"
+}
+
+# ------------------------------------------------------------ ports
+
+# The first free port set: etcd's defaults when free, else free ones from
+# the kernel. Prints "C1 C2 C3 P1 P2 P3" (client TCP ports, Totem UDP ports).
+pick_ports() {
+  python3 - "$nodes" <<'PY'
 import socket, sys
+n = int(sys.argv[1])
+defaults_tcp = [2379, 22379, 32379][:n]
+defaults_udp = [12380, 22380, 32380][:n]
+
+def free(port, kind):
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+if all(free(p, socket.SOCK_STREAM) for p in defaults_tcp) and \
+   all(free(p, socket.SOCK_DGRAM) for p in defaults_udp):
+    print(" ".join(map(str, defaults_tcp + defaults_udp)))
+    sys.exit(0)
+# Bind them all at once (so they differ), then release them.
 socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for kind in [socket.SOCK_STREAM] * n + [socket.SOCK_DGRAM] * n:
+    s = socket.socket(socket.AF_INET, kind)
     s.bind(("127.0.0.1", 0))
     socks.append(s)
-ports = [s.getsockname()[1] for s in socks]
+print(" ".join(str(s.getsockname()[1]) for s in socks))
 for s in socks:
     s.close()
-print(" ".join(map(str, ports)))
 PY
-)"
-read -r -a ports <<<"$ports_text"
-((${#ports[@]} == nodes + 1)) || die "could not find $((nodes + 1)) free UDP ports"
-mcast_port="${ports[nodes]}"  # the last one, used with --multicast
-peers=""
-for ((i = 1; i <= nodes; i++)); do
-  peers+="${peers:+,}$i@127.0.0.1:${ports[i - 1]}"
-done
-expect_total=$((nodes * messages))
+}
 
-pids=()     # every node process this script started
-pid_ids=()  # the node id of each, same index
-cleanup() {
-  local pid
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
+# Which of the ports in cluster.env are taken now; prints them.
+busy_ports() {
+  python3 - "${client_ports[@]}" -- "${udp_ports[@]}" <<'PY'
+import socket, sys
+args = sys.argv[1:]
+sep = args.index("--")
+busy = []
+for port, kind in [(int(p), socket.SOCK_STREAM) for p in args[:sep]] + \
+                  [(int(p), socket.SOCK_DGRAM) for p in args[sep + 1:]]:
+    s = socket.socket(socket.AF_INET, kind)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        busy.append(("tcp/" if kind == socket.SOCK_STREAM else "udp/") + str(port))
+    finally:
+        s.close()
+print(" ".join(busy))
+PY
+}
+
+load_env() {
+  [[ -f "$env_file" ]] || return 1
+  # shellcheck disable=SC1090
+  source "$env_file"
+  read -r -a client_ports <<<"${CLIENT_PORTS:-}"
+  read -r -a udp_ports <<<"${TOTEM_PORTS:-}"
+  ((${#client_ports[@]} == nodes && ${#udp_ports[@]} == nodes)) ||
+    die "$env_file is damaged; start afresh with --fresh"
+}
+
+endpoints_csv() {
+  local i out=""
+  for ((i = 0; i < nodes; i++)); do out+="${out:+,}127.0.0.1:${client_ports[i]}"; done
+  printf '%s\n' "$out"
+}
+
+# ------------------------------------------------------------ readiness
+
+# True when every endpoint answers Maintenance.Status and all report the
+# same Totem configuration (leader = its representative, raft_term = its
+# ring sequence): then all nodes are in one ring, and a write at one node is
+# seen at every other.
+cluster_ready() {
+  local out
+  out="$(ETCDCTL_API=3 etcdctl --dial-timeout=1s --command-timeout=2s \
+    --endpoints="$(endpoints_csv)" endpoint status -w json 2>/dev/null)" || return 1
+  python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+n = int(sys.argv[1])
+rings = {(r["Status"].get("leader", 0), r["Status"]["header"].get("raft_term", 0)) for r in rows}
+sys.exit(0 if len(rows) == n and len(rings) == 1 and (0, 0) not in rings else 1)
+' "$nodes" <<<"$out" 2>/dev/null
+}
+
+print_usage_hint() {
+  local eps
+  eps="$(endpoints_csv)"
+  cat <<EOF
+
+The cluster runs in the background (data and logs in $run_dir/). Use it:
+
+  export TKV_ENDPOINTS=$eps     # read by tkv
+  $tkv_bin put mykey myvalue
+  $tkv_bin get mykey
+  $tkv_bin status
+
+  export ETCDCTL_API=3 ENDPOINTS=$eps
+  etcdctl --endpoints=\$ENDPOINTS put foo bar
+  etcdctl --endpoints=\$ENDPOINTS get foo
+  etcdctl --endpoints=\$ENDPOINTS endpoint status -w table
+
+  ./scripts/local-cluster.sh status    # which nodes run
+  ./scripts/local-cluster.sh stop      # stop it (data is kept; --fresh on start wipes it)
+EOF
+}
+
+# Runs and echoes one demo command.
+demo() {
+  local arg shown=""
+  for arg in "$@"; do
+    if [[ "$arg" == *" "* ]]; then shown+=" \"$arg\""; else shown+=" $arg"; fi
   done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-trap 'log "interrupted; stopping the nodes"; exit 130' INT
-trap 'exit 143' TERM
-
-node_args() {  # node_args ID
-  printf '%s\n' --id "$1" --peers "$peers" --key-file "$key_file" \
-    --send "$messages" --size "$size" --guarantee "$guarantee" \
-    --expect-total "$expect_total" --timeout-s "$timeout_s" --linger-ms 500
-  if ((multicast)); then
-    printf '%s\n' --mode multicast --mcast-group 239.192.77.1 --mcast-port "$mcast_port" \
-      --mcast-if 127.0.0.1
-  fi
-  if ((${#extra_args[@]})); then printf '%s\n' "${extra_args[@]}"; fi
+  printf '\n$%s\n' "$shown"
+  "$@"
 }
 
-if ((multicast)); then
-  log "ring of $nodes nodes on 127.0.0.1, ports ${ports[*]:0:nodes}; data to multicast 239.192.77.1:$mcast_port"
-else
-  log "ring of $nodes nodes on 127.0.0.1, ports ${ports[*]:0:nodes}; unicast"
-fi
-log "each node sends $messages messages of $size bytes ($guarantee); expecting $expect_total deliveries per node"
-log "logs: $run_dir/node-{1..$nodes}.log; node 1 follows"
-for ((i = nodes; i >= 2; i--)); do
-  mapfile -t args < <(node_args "$i")
-  "$node_bin" "${args[@]}" >"$run_dir/node-$i.log" 2>&1 &
-  pids+=("$!")
-  pid_ids+=("$i")
-done
-mapfile -t args < <(node_args 1)
-if ((quiet)); then args+=(--quiet); fi
-"$node_bin" "${args[@]}" > >(tee "$run_dir/node-1.log") 2>&1 &
-pids+=("$!")
-pid_ids+=(1)
+# ------------------------------------------------------------ commands
 
-declare -A failed_ids=()  # node id -> why
-declare -A id_of=()       # pid -> node id
-for ((k = 0; k < nodes; k++)); do id_of[${pids[k]}]="${pid_ids[k]}"; done
-# Wait for every node. The first one that fails stops the others at once: on
-# a static ring one missing member stalls everybody until their timeout.
-remaining=("${pids[@]}")
-stopped=0  # set once this script stopped the nodes because one failed
-while ((${#remaining[@]})); do
-  rc=0
-  done_pid=""
-  wait -n -p done_pid "${remaining[@]}" || rc=$?
-  [[ -n "$done_pid" ]] || break
-  next=()
-  for pid in "${remaining[@]}"; do [[ "$pid" == "$done_pid" ]] || next+=("$pid"); done
-  remaining=("${next[@]}")
-  if ((rc != 0 && !stopped)); then
-    id="${id_of[$done_pid]}"
-    failed_ids[$id]="exit code $rc"
-    log "node $id exited with code $rc; last lines of $run_dir/node-$id.log:"
-    tail -n 5 "$run_dir/node-$id.log" | cut -c1-300 >&2 || true
-    if ((${#remaining[@]})); then
-      log "stopping the other nodes (a static ring cannot go on without a member)"
-      for pid in "${remaining[@]}"; do kill "$pid" 2>/dev/null || true; done
-      stopped=1
+case "$command" in
+  stop)
+    stop_cluster
+    exit 0
+    ;;
+  status)
+    load_env || { log "no cluster in $run_dir (start one: ./scripts/local-cluster.sh)"; exit 1; }
+    up=0
+    for ((i = 1; i <= nodes; i++)); do
+      pid="$(node_pid "$i")"
+      if [[ -n "$pid" ]]; then
+        up=$((up + 1))
+        printf 'n%d: running, pid %s, client 127.0.0.1:%s, Totem udp 127.0.0.1:%s, log %s/n%d.log\n' \
+          "$i" "$pid" "${client_ports[i - 1]}" "${udp_ports[i - 1]}" "$run_dir" "$i"
+      else
+        printf 'n%d: stopped (client port %s)\n' "$i" "${client_ports[i - 1]}"
+      fi
+    done
+    if ((up > 0)) && command -v etcdctl >/dev/null 2>&1; then
+      ETCDCTL_API=3 etcdctl --dial-timeout=1s --command-timeout=3s --endpoints="$(endpoints_csv)" \
+        endpoint status -w table 2>/dev/null || true
     fi
-  fi
-done
-pids=()
-if ((${#failed_ids[@]} > 0)); then
-  die "${#failed_ids[@]} of $nodes nodes failed (ids: ${!failed_ids[*]}); logs in $run_dir/"
-fi
-sleep 0.2  # let tee flush node 1's last lines
+    ((up == nodes)) || exit 1
+    exit 0
+    ;;
+esac
 
-# "DONE node=<id> delivered=<n> digest=<hex> counters: ..."
-echo
-declare -A delivered=() digest=()
+# start
+if ((fresh)); then
+  if (($(running_count) > 0)); then stop_cluster; fi
+  log "--fresh: removing $run_dir"
+  rm -rf -- "$run_dir"
+fi
+
+if ((do_setup)); then ./scripts/setup.sh; fi
+if ((do_build)); then ./scripts/build.sh --target totemkvd --target tkv --target totem-keygen; fi
+for b in "$server_bin" "$tkv_bin" "$keygen_bin"; do
+  [[ -x "$b" ]] || die "$b not found (build it: ./scripts/build.sh --target totemkvd --target tkv --target totem-keygen)"
+done
+command -v etcdctl >/dev/null 2>&1 || die "etcdctl not found (Debian package etcd-client: ./scripts/setup.sh)"
+
+mkdir -p "$run_dir"
+if ! load_env; then
+  read -r -a ports <<<"$(pick_ports)"
+  ((${#ports[@]} == 2 * nodes)) || die "could not find free ports"
+  client_ports=("${ports[@]:0:nodes}")
+  udp_ports=("${ports[@]:nodes:nodes}")
+  printf 'CLIENT_PORTS="%s"\nTOTEM_PORTS="%s"\n' "${client_ports[*]}" "${udp_ports[*]}" >"$env_file"
+fi
+if [[ ! -f "$key_file" ]]; then
+  "$keygen_bin" "$key_file" >/dev/null
+  log "new cluster key: $key_file"
+fi
+
+running="$(running_count)"
+if ((running == nodes)); then
+  log "the cluster is already running (./scripts/local-cluster.sh status | stop)"
+  print_usage_hint
+  exit 0
+fi
+
+if ((running == 0)); then
+  busy="$(busy_ports)"
+  [[ -z "$busy" ]] ||
+    die "ports $busy (saved in $env_file) are in use by another program; stop it, or start afresh with --fresh"
+fi
+
+initial_cluster=""
+client_urls=""
 for ((i = 1; i <= nodes; i++)); do
-  line="$(grep -E '^DONE node=' "$run_dir/node-$i.log" | tail -1 || true)"
-  if [[ -z "$line" ]]; then
-    log "node $i printed no DONE line; last lines of $run_dir/node-$i.log:"
-    tail -n 5 "$run_dir/node-$i.log" >&2 || true
-    failed_ids[$i]="no DONE line"
+  initial_cluster+="${initial_cluster:+,}n$i=$i@127.0.0.1:${udp_ports[i - 1]}"
+  client_urls+="${client_urls:+,}n$i=http://127.0.0.1:${client_ports[i - 1]}"
+done
+
+for ((i = 1; i <= nodes; i++)); do
+  if [[ -n "$(node_pid "$i")" ]]; then
+    log "n$i already runs (pid $(node_pid "$i"))"
     continue
   fi
-  delivered[$i]="$(sed -nE 's/.* delivered=([0-9]+).*/\1/p' <<<"$line")"
-  digest[$i]="$(sed -nE 's/.* digest=([0-9a-fA-F]+).*/\1/p' <<<"$line")"
-  # "RESULT node=1 delivered=60000 elapsed_s=1.234 msgs/s=48622"
-  rate="$(sed -nE 's/^RESULT .* elapsed_s=([0-9.]+) msgs\/s=([0-9]+).*/\2 msgs\/s over \1 s/p' \
-    "$run_dir/node-$i.log" | tail -1 || true)"
-  printf 'node %d: delivered=%s digest=%s%s\n' "$i" "${delivered[$i]}" "${digest[$i]}" \
-    "${rate:+  ($rate)}"
+  # setsid: the nodes outlive this script and a Ctrl-C at its terminal.
+  setsid "$server_bin" --name "n$i" --data-dir "$run_dir/n$i" \
+    --listen-client-urls "http://127.0.0.1:${client_ports[i - 1]}" \
+    --initial-cluster "$initial_cluster" --initial-cluster-client-urls "$client_urls" \
+    --key-file "$key_file" </dev/null >>"$run_dir/n$i.log" 2>&1 &
+  echo "$!" >"$(pid_file "$i")"
+  log "n$i: pid $!, client 127.0.0.1:${client_ports[i - 1]}, Totem udp 127.0.0.1:${udp_ports[i - 1]}, log $run_dir/n$i.log"
 done
-if ((${#failed_ids[@]} > 0)); then
-  die "${#failed_ids[@]} of $nodes nodes failed (ids: ${!failed_ids[*]}); logs in $run_dir/"
-fi
 
-for ((i = 2; i <= nodes; i++)); do
-  if [[ "${delivered[$i]}" != "${delivered[1]}" || "${digest[$i]}" != "${digest[1]}" ]]; then
-    die "nodes disagree: node 1 delivered ${delivered[1]} (${digest[1]}), node $i delivered ${delivered[$i]} (${digest[$i]})"
+log "waiting (up to ${timeout_s} s) until every node answers and all are in one Totem ring"
+deadline=$((SECONDS + timeout_s))
+until cluster_ready; do
+  for ((i = 1; i <= nodes; i++)); do
+    if [[ -z "$(node_pid "$i")" ]]; then
+      log "n$i exited; last lines of $run_dir/n$i.log:"
+      tail -n 10 "$run_dir/n$i.log" >&2 || true
+      stop_cluster
+      die "n$i failed to start"
+    fi
+  done
+  if ((SECONDS >= deadline)); then
+    for ((i = 1; i <= nodes; i++)); do
+      log "last lines of $run_dir/n$i.log:"
+      tail -n 5 "$run_dir/n$i.log" >&2 || true
+    done
+    die "the cluster did not come up within $timeout_s s (nodes left running: ./scripts/local-cluster.sh stop)"
   fi
+  sleep 0.2
 done
-if [[ "${delivered[1]}" != "$expect_total" ]]; then
-  die "all nodes agree but delivered ${delivered[1]} of $expect_total messages"
+log "cluster up: $(endpoints_csv)"
+
+if ((do_demo)); then
+  export ETCDCTL_API=3
+  ep() { printf '127.0.0.1:%s' "${client_ports[$1 - 1]}"; }
+  all="$(endpoints_csv)"
+  demo "$tkv_bin" --endpoints="$(ep 1)" put greeting "hello from n1"
+  demo "$tkv_bin" --endpoints="$(ep 2)" get greeting
+  demo etcdctl --endpoints="$(ep 3)" put etcdctl/says "hello from n3"
+  demo etcdctl --endpoints="$(ep 1)" get --prefix etcdctl/
+  demo etcdctl --endpoints="$all" member list -w table
+  demo etcdctl --endpoints="$all" endpoint status -w table
 fi
-echo "all $nodes nodes delivered the same ${delivered[1]} messages in the same order (digest ${digest[1]})"
-echo "(per node: messages/s from start to the last delivery; every node sent at once, $size-byte payloads, $guarantee delivery)"
+print_usage_hint

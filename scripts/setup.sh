@@ -19,6 +19,7 @@ PACKAGES=(
   iproute2 iptables python3
   etcd-server
   etcd-client
+  python3-etcd3  # tests/server/python_etcd3_test.py (brings python3-grpcio, -protobuf)
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
