@@ -43,17 +43,8 @@ using totem::testing::WaitFor;
 
 constexpr const char* kTkvBin = TKV_BIN;
 
-class AdminTest : public ::testing::Test {
+class AdminTest : public testing::ThreeNodeClusterTest {
  protected:
-  void StartCluster(const std::vector<std::string>& extra = {}) {
-    ASSERT_TRUE(cluster_.Init());
-    for (size_t i = 0; i < 3; ++i) cluster_.Start(i, extra);
-    ASSERT_TRUE(cluster_.WaitForRing("1,2,3", seconds(30))) << cluster_.Logs();
-  }
-  void TearDown() override {
-    if (HasFailure()) std::fprintf(stderr, "%s\n", cluster_.Logs().c_str());
-  }
-
   std::unique_ptr<pb::Admin::Stub> Admin(size_t i) const {
     return pb::Admin::NewStub(
         grpc::CreateChannel(cluster_.Endpoint(i), grpc::InsecureChannelCredentials()));
@@ -100,7 +91,6 @@ class AdminTest : public ::testing::Test {
     return path;
   }
 
-  Cluster cluster_{3};
   int tkv_runs_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #define TOTEMKV_TESTS_SERVER_CLUSTER_HARNESS_H_
 
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -207,6 +208,22 @@ inline grpc::Status RangePrefix(etcdserverpb::KV::Stub& kv, const std::string& p
   if (header_revision != nullptr) *header_revision = resp.header().revision();
   return s;
 }
+
+// A test fixture owning a 3-node cluster: StartCluster() starts every node
+// (with `extra` flags) and waits until all serve clients on one ring; a
+// failing test prints every node's log.
+class ThreeNodeClusterTest : public ::testing::Test {
+ protected:
+  void StartCluster(const std::vector<std::string>& extra = {}) {
+    ASSERT_TRUE(cluster_.Init());
+    for (size_t i = 0; i < 3; ++i) cluster_.Start(i, extra);
+    ASSERT_TRUE(cluster_.WaitForRing("1,2,3", seconds(30))) << cluster_.Logs();
+  }
+  void TearDown() override {
+    if (HasFailure()) std::fprintf(stderr, "%s\n", cluster_.Logs().c_str());
+  }
+  Cluster cluster_{3};
+};
 
 }  // namespace totemkv::testing
 

@@ -105,16 +105,8 @@ class KeepAliveStream {
       stream_;
 };
 
-class LeaseTest : public ::testing::Test {
+class LeaseTest : public testing::ThreeNodeClusterTest {
  protected:
-  void StartCluster() {
-    ASSERT_TRUE(cluster_.Init());
-    for (size_t i = 0; i < 3; ++i) cluster_.Start(i);
-    ASSERT_TRUE(cluster_.WaitForRing("1,2,3", seconds(30))) << cluster_.Logs();
-  }
-  void TearDown() override {
-    if (HasFailure()) std::fprintf(stderr, "%s\n", cluster_.Logs().c_str());
-  }
   // Whether `key` exists at node i (serializable: this node's own state).
   bool Has(size_t i, const std::string& key) {
     std::map<std::string, std::pair<std::string, int64_t>> kvs;
@@ -122,7 +114,6 @@ class LeaseTest : public ::testing::Test {
     const grpc::Status s = RangePrefix(*kv, key, /*serializable=*/true, &kvs);
     return s.ok() && kvs.count(key) == 1;
   }
-  Cluster cluster_{3};
 };
 
 TEST_F(LeaseTest, KeepAliveFromAnotherNodeOutlivesTtl_ThenExpiresEverywhere) {

@@ -33,18 +33,7 @@ using testing::Put;
 using testing::RangePrefix;
 using totem::testing::WaitFor;
 
-class ServerClusterTest : public ::testing::Test {
- protected:
-  void StartCluster() {
-    ASSERT_TRUE(cluster_.Init());
-    for (size_t i = 0; i < 3; ++i) cluster_.Start(i);
-    ASSERT_TRUE(cluster_.WaitForRing("1,2,3", seconds(30))) << cluster_.Logs();
-  }
-  void TearDown() override {
-    if (HasFailure()) std::fprintf(stderr, "%s\n", cluster_.Logs().c_str());
-  }
-  Cluster cluster_{3};
-};
+class ServerClusterTest : public testing::ThreeNodeClusterTest {};
 
 TEST_F(ServerClusterTest, EtcdctlPutGetDelTxnStatusMemberList) {
   StartCluster();

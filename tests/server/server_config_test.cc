@@ -64,9 +64,9 @@ TEST(ServerConfigTest, ErrorsNameTheProblem) {
   EXPECT_NE(err({"--name"}).find("needs a value"), std::string::npos);
   EXPECT_NE(err({"--sync", "maybe"}).find("--sync"), std::string::npos);
   EXPECT_NE(err({"--max-watches", "0"}).find("--max-watches"), std::string::npos);
-  EXPECT_NE(err({"--watch-progress-notify-interval-ms", "5"})
-                .find("--watch-progress-notify-interval-ms"),
-            std::string::npos);
+  EXPECT_NE(
+      err({"--watch-progress-notify-interval-ms", "5"}).find("--watch-progress-notify-interval-ms"),
+      std::string::npos);
 }
 
 TEST(ServerConfigTest, WatchSettings) {

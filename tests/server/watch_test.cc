@@ -148,29 +148,7 @@ grpc::Status Delete(etcdserverpb::KV::Stub& kv, const std::string& key, int64_t*
   return s;
 }
 
-class WatchTest : public ::testing::Test {
- protected:
-  void StartCluster() {
-    ASSERT_TRUE(cluster_.Init());
-    for (size_t i = 0; i < 3; ++i) cluster_.Start(i);
-    ASSERT_TRUE(cluster_.WaitForRing("1,2,3", seconds(30))) << cluster_.Logs();
-    // The ring can form before the gRPC ports listen.
-    ASSERT_TRUE(WaitFor(
-        [&] {
-          for (size_t i = 0; i < 3; ++i) {
-            if (ReadFile(cluster_.Log(i)).find("serving clients") == std::string::npos)
-              return false;
-          }
-          return true;
-        },
-        seconds(30)))
-        << cluster_.Logs();
-  }
-  void TearDown() override {
-    if (HasFailure()) std::fprintf(stderr, "%s\n", cluster_.Logs().c_str());
-  }
-  Cluster cluster_{3};
-};
+class WatchTest : public testing::ThreeNodeClusterTest {};
 
 TEST_F(WatchTest, Watch_EveryNodeSeesWritesFromOthersInIdenticalRevisionOrder) {
   StartCluster();
