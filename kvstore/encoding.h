@@ -20,6 +20,8 @@ inline constexpr char kAttachPrefix = 'a';
 inline constexpr char kDedupPrefix = 'd';
 inline constexpr char kWindowPrefix = 'q';
 inline constexpr char kMetaPrefix = 'm';
+inline constexpr char kReplicatedAuxPrefix = 'r';
+inline constexpr char kLocalAuxPrefix = 'x';  // must stay the greatest prefix (snapshot install)
 inline constexpr uint32_t kMaxSub = 0xFFFFFFFFu;
 
 struct Revision {

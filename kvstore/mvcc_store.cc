@@ -4,12 +4,15 @@
 #include "kvstore/mvcc_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <limits>
 #include <map>
+#include <system_error>
 #include <utility>
 
 #include "encoding.h"
@@ -18,9 +21,9 @@ namespace kvstore {
 namespace {
 
 using internal::Record;
+using internal::Revision;
 using totem::InvalidArgument;
 using totem::IoError;
-using internal::Revision;
 
 Status FromRocks(const rocksdb::Status& s) {
   if (s.ok()) return Status::Ok();
@@ -34,6 +37,65 @@ Status FailedPrecondition(std::string m) {
 Status Corrupt(const std::string& what) {
   return Status(StatusCode::kInternal, "kvstore: corrupt record: " + what);
 }
+
+constexpr char kFormat[] = "totemkv-mvcc-1";
+constexpr char kStagingDir[] = "snapshot-staging";
+
+std::string AuxKey(bool replicated, std::string_view key) {
+  std::string out(1, replicated ? internal::kReplicatedAuxPrefix : internal::kLocalAuxPrefix);
+  out.append(key);
+  return out;
+}
+
+// Checks every aux write before anything is written.
+Status ValidateAux(const std::vector<AuxWrite>& aux) {
+  for (const AuxWrite& w : aux) {
+    if (w.key.empty()) return InvalidArgument("kvstore: aux write with an empty key");
+    if (!w.range_end.empty() && (w.value || w.range_end <= w.key)) {
+      return InvalidArgument("kvstore: aux range delete [" + w.key + ", " + w.range_end +
+                             ") is empty or carries a value");
+    }
+  }
+  return Status::Ok();
+}
+
+// Appends validated aux writes to `batch`.
+Status AddAux(const std::vector<AuxWrite>& aux, rocksdb::WriteBatch* batch) {
+  for (const AuxWrite& w : aux) {
+    rocksdb::Status s;
+    if (w.value) {
+      s = batch->Put(AuxKey(w.replicated, w.key), *w.value);
+    } else if (w.range_end.empty()) {
+      s = batch->Delete(AuxKey(w.replicated, w.key));
+    } else {
+      s = batch->DeleteRange(AuxKey(w.replicated, w.key), AuxKey(w.replicated, w.range_end));
+    }
+    Status st = FromRocks(s);
+    if (!st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+uint64_t Fnv1a64(std::string_view data, uint64_t h = 14695981039346656037ULL) {
+  for (char c : data) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+// Advances `it` past local aux records (which sort last).
+void SkipLocalAux(rocksdb::Iterator* it) {
+  if (it->Valid() && it->key().size() > 0 && it->key()[0] == internal::kLocalAuxPrefix) {
+    it->Seek(std::string(1, internal::kLocalAuxPrefix + 1));
+  }
+}
+
+// Snapshot chunk framing (mvcc_store.h, SnapshotExport).
+constexpr char kChunkMagic[] = "TKS1";
+constexpr size_t kChunkHeaderBytes = 4 + 8 + 4 + 1 + 4;
+constexpr size_t kChunkTrailerBytes = 8;
+constexpr uint8_t kChunkLast = 1;
 
 // A key span with etcd's range_end conventions.
 struct Span {
@@ -122,7 +184,8 @@ Status LiveAt(rocksdb::Iterator* it, const std::string& key, int64_t rev,
   std::optional<std::pair<Revision, Record>> latest;
   Status s = LatestAt(it, key, Revision{rev, internal::kMaxSub}, &latest);
   if (!s.ok()) return s;
-  if (latest && !latest->second.tombstone) out->emplace(ToKeyValue(key, latest->first, latest->second));
+  if (latest && !latest->second.tombstone)
+    out->emplace(ToKeyValue(key, latest->first, latest->second));
   return Status::Ok();
 }
 
@@ -237,9 +300,9 @@ struct Limits {
                              " bytes, limit " + std::to_string(o.max_key_bytes));
     }
     if (range_end.size() > o.max_key_bytes) {
-      return InvalidArgument("kvstore: range_end is too large: " +
-                             std::to_string(range_end.size()) + " bytes, limit " +
-                             std::to_string(o.max_key_bytes));
+      return InvalidArgument(
+          "kvstore: range_end is too large: " + std::to_string(range_end.size()) +
+          " bytes, limit " + std::to_string(o.max_key_bytes));
     }
     bytes += key.size() + range_end.size();
     return Status::Ok();
@@ -424,7 +487,10 @@ class MvccStore::Apply {
         dedup_seq_(store->dedup_seq_),
         generation_(store->generation_) {}
 
-  StatusOr<std::vector<OpResult>> Run(const std::vector<Op>& ops, const AppliedPosition& pos) {
+  StatusOr<std::vector<OpResult>> Run(const std::vector<Op>& ops, const AppliedPosition& pos,
+                                      const std::vector<AuxWrite>& aux) {
+    Status valid = ValidateAux(aux);
+    if (!valid.ok()) return valid;
     std::vector<OpResult> results(ops.size());
     uint64_t writes = store_->applied_writes_;
     for (size_t i = 0; i < ops.size(); ++i) {
@@ -441,6 +507,10 @@ class MvccStore::Apply {
       s = Put(internal::MetaKey("writes"), count);
       if (!s.ok()) return s;
     }
+    // Nothing reads the batch after this, so aux range deletes (which the
+    // index does not support) go straight into the underlying batch.
+    s = AddAux(aux, batch_.GetWriteBatch());
+    if (!s.ok()) return s;
     rocksdb::WriteOptions wo;
     wo.sync = store_->options_.sync;
     s = FromRocks(store_->db_->Write(wo, batch_.GetWriteBatch()));
@@ -758,7 +828,8 @@ class MvccStore::Apply {
         bool found = false;
         if (!(*io = view_.Get(internal::IndexKey(key, rev), &raw, &found)).ok()) return *io;
         Record rec;
-        if (!found || !internal::DecodeRecord(raw, &rec)) return *io = Corrupt("event without record");
+        if (!found || !internal::DecodeRecord(raw, &rec))
+          return *io = Corrupt("event without record");
         auto it = latest.find(key);
         if (it != latest.end()) {
           if (it->second.first.main < r.revision) {
@@ -867,7 +938,7 @@ class MvccStore::Apply {
   MvccStore* store_;
   rocksdb::WriteBatchWithIndex batch_;
   View view_;
-  int64_t rev_;        // the store revision after the ops applied so far
+  int64_t rev_;          // the store revision after the ops applied so far
   int64_t new_rev_ = 0;  // the revision the current op writes at
   uint32_t sub_ = 0;     // changes made by the current op so far
   int64_t compacted_;
@@ -878,8 +949,9 @@ class MvccStore::Apply {
 
 // ---- MvccStore ----
 
-MvccStore::MvccStore(std::unique_ptr<rocksdb::DB> db, const StoreOptions& options)
-    : options_(options), db_(std::move(db)) {}
+MvccStore::MvccStore(std::unique_ptr<rocksdb::DB> db, const std::string& path,
+                     const StoreOptions& options)
+    : options_(options), path_(path), db_(std::move(db)) {}
 
 MvccStore::~MvccStore() = default;
 
@@ -890,14 +962,17 @@ StatusOr<std::unique_ptr<MvccStore>> MvccStore::Open(const std::string& path,
   rocksdb::DB* raw = nullptr;
   Status s = FromRocks(rocksdb::DB::Open(ro, path, &raw));
   if (!s.ok()) return s;
-  std::unique_ptr<MvccStore> store(new MvccStore(std::unique_ptr<rocksdb::DB>(raw), options));
+  std::unique_ptr<MvccStore> store(new MvccStore(std::unique_ptr<rocksdb::DB>(raw), path, options));
+  // Staging files of an install that a crash interrupted are garbage.
+  std::error_code ec;
+  std::filesystem::remove_all(std::filesystem::path(path) / kStagingDir, ec);
+  if (ec) return IoError("kvstore: removing stale snapshot staging: " + ec.message());
   s = store->LoadMeta();
   if (!s.ok()) return s;
   return store;
 }
 
 Status MvccStore::LoadMeta() {
-  static constexpr char kFormat[] = "totemkv-mvcc-1";
   std::string format;
   rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), internal::MetaKey("format"), &format);
   if (rs.IsNotFound()) {
@@ -920,7 +995,8 @@ Status MvccStore::LoadMeta() {
   }
   Status s = FromRocks(rs);
   if (!s.ok()) return s;
-  if (format != kFormat) return FailedPrecondition("kvstore: unknown store format '" + format + "'");
+  if (format != kFormat)
+    return FailedPrecondition("kvstore: unknown store format '" + format + "'");
   std::string state, pos;
   s = FromRocks(db_->Get(rocksdb::ReadOptions(), internal::MetaKey("state"), &state));
   if (!s.ok()) return s;
@@ -949,10 +1025,47 @@ Status MvccStore::LoadMeta() {
 }
 
 StatusOr<std::vector<OpResult>> MvccStore::ApplyBatch(const std::vector<Op>& ops,
-                                                      const AppliedPosition& position) {
+                                                      const AppliedPosition& position,
+                                                      const std::vector<AuxWrite>& aux) {
   std::lock_guard<std::mutex> lock(mu_);
   Apply apply(this);
-  return apply.Run(ops, position);
+  return apply.Run(ops, position, aux);
+}
+
+Status MvccStore::WriteAux(const std::vector<AuxWrite>& aux) {
+  Status s = ValidateAux(aux);
+  if (!s.ok()) return s;
+  rocksdb::WriteBatch batch;
+  s = AddAux(aux, &batch);
+  if (!s.ok()) return s;
+  std::lock_guard<std::mutex> lock(mu_);
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync;
+  return FromRocks(db_->Write(wo, &batch));
+}
+
+StatusOr<std::optional<std::string>> MvccStore::ReadAux(bool replicated,
+                                                        const std::string& key) const {
+  std::string value;
+  rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), AuxKey(replicated, key), &value);
+  if (rs.IsNotFound()) return std::optional<std::string>();
+  Status s = FromRocks(rs);
+  if (!s.ok()) return s;
+  return std::optional<std::string>(std::move(value));
+}
+
+StatusOr<std::vector<std::pair<std::string, std::string>>> MvccStore::ScanAux(
+    bool replicated, const std::string& prefix, size_t limit) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string start = AuxKey(replicated, prefix);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(start); it->Valid() && it->key().starts_with(start); it->Next()) {
+    if (limit != 0 && out.size() >= limit) break;
+    out.emplace_back(it->key().ToString().substr(1), it->value().ToString());
+  }
+  Status s = FromRocks(it->status());
+  if (!s.ok()) return s;
+  return out;
 }
 
 namespace {
@@ -1024,8 +1137,8 @@ StatusOr<std::vector<Event>> MvccStore::History(const HistoryRequest& request) c
       ev.kv = ToKeyValue(key, rev, rec);
     }
     if (request.prev_kv) {
-      Revision before = rev.sub > 0 ? Revision{rev.main, rev.sub - 1}
-                                    : Revision{rev.main - 1, internal::kMaxSub};
+      Revision before =
+          rev.sub > 0 ? Revision{rev.main, rev.sub - 1} : Revision{rev.main - 1, internal::kMaxSub};
       std::optional<std::pair<Revision, Record>> prev;
       s = LatestAt(index.get(), key, before, &prev);
       if (!s.ok()) return s;
@@ -1073,7 +1186,9 @@ StatusOr<std::vector<LeaseInfo>> MvccStore::Leases() const {
       return Corrupt("lease");
     }
     out.push_back(LeaseInfo{static_cast<int64_t>(internal::GetBe64(std::string_view(k).substr(1))),
-                            lease.ttl, lease.generation, {}});
+                            lease.ttl,
+                            lease.generation,
+                            {}});
   }
   Status s = FromRocks(it->status());
   if (!s.ok()) return s;
@@ -1110,7 +1225,7 @@ StatusOr<uint64_t> MvccStore::Checksum() const {
     }
   };
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  for (it->SeekToFirst(), SkipLocalAux(it.get()); it->Valid(); it->Next(), SkipLocalAux(it.get())) {
     std::string len;
     internal::PutBe32(&len, static_cast<uint32_t>(it->key().size()));
     internal::PutBe32(&len, static_cast<uint32_t>(it->value().size()));
@@ -1126,6 +1241,236 @@ StatusOr<uint64_t> MvccStore::Checksum() const {
 void MvccStore::SetEventCallback(EventCallback callback) {
   std::lock_guard<std::mutex> lock(mu_);
   callback_ = std::move(callback);
+}
+
+// ---- snapshots ----
+
+namespace {
+
+class ExportImpl : public SnapshotExport {
+ public:
+  ExportImpl(rocksdb::DB* db, const rocksdb::Snapshot* snapshot)
+      : db_(db), snapshot_(snapshot), tag_(snapshot->GetSequenceNumber()) {
+    rocksdb::ReadOptions ro;
+    ro.snapshot = snapshot_;
+    ro.fill_cache = false;  // a full scan would evict the working set
+    it_.reset(db_->NewIterator(ro));
+    it_->SeekToFirst();
+    SkipLocalAux(it_.get());
+  }
+  ~ExportImpl() override {
+    it_.reset();
+    db_->ReleaseSnapshot(snapshot_);
+  }
+
+  StatusOr<bool> Next(size_t max_bytes, std::string* chunk) override {
+    if (done_) return false;
+    chunk->clear();
+    chunk->append(kChunkMagic, 4);
+    internal::PutBe64(chunk, tag_);
+    internal::PutBe32(chunk, index_++);
+    chunk->push_back('\0');       // flags, patched below
+    internal::PutBe32(chunk, 0);  // count, patched below
+    uint32_t count = 0;
+    while (it_->Valid() && (count == 0 || chunk->size() < max_bytes)) {
+      internal::PutBe32(chunk, static_cast<uint32_t>(it_->key().size()));
+      chunk->append(it_->key().data(), it_->key().size());
+      internal::PutBe32(chunk, static_cast<uint32_t>(it_->value().size()));
+      chunk->append(it_->value().data(), it_->value().size());
+      ++count;
+      it_->Next();
+      SkipLocalAux(it_.get());
+    }
+    Status s = FromRocks(it_->status());
+    if (!s.ok()) return s;
+    done_ = !it_->Valid();
+    (*chunk)[16] = static_cast<char>(done_ ? kChunkLast : 0);
+    std::string c;
+    internal::PutBe32(&c, count);
+    chunk->replace(17, 4, c);
+    internal::PutBe64(chunk, Fnv1a64(*chunk));
+    return true;
+  }
+
+ private:
+  rocksdb::DB* db_;
+  const rocksdb::Snapshot* snapshot_;
+  const uint64_t tag_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+  uint32_t index_ = 0;
+  bool done_ = false;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<SnapshotExport>> MvccStore::ExportSnapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const rocksdb::Snapshot* snap = db_->GetSnapshot();
+  if (snap == nullptr) return IoError("kvstore: rocksdb refused a snapshot");
+  return std::unique_ptr<SnapshotExport>(new ExportImpl(db_.get(), snap));
+}
+
+class MvccStore::Installer : public SnapshotInstaller {
+ public:
+  Installer(MvccStore* store, std::string file)
+      : store_(store), file_(std::move(file)), writer_(rocksdb::EnvOptions(), rocksdb::Options()) {}
+  ~Installer() override {
+    std::error_code ec;
+    std::filesystem::remove(file_, ec);  // gone already after a commit (moved)
+  }
+
+  Status Open() { return FromRocks(writer_.Open(file_)); }
+
+  Status Add(std::string_view chunk) override {
+    if (!failed_.ok()) return failed_;
+    Status s = Stage(chunk);
+    if (!s.ok()) failed_ = s;
+    return s;
+  }
+
+  Status Commit(const std::vector<AuxWrite>& local_aux) override {
+    if (!failed_.ok()) return failed_;
+    if (committed_) return FailedPrecondition("kvstore: snapshot already committed");
+    if (!got_last_) {
+      return FailedPrecondition("kvstore: snapshot incomplete: " + std::to_string(next_index_) +
+                                " chunks received, the last one missing");
+    }
+    if (format_ != kFormat || !has_state_) {
+      return InvalidArgument("kvstore: snapshot holds no store meta (format '" + format_ + "')");
+    }
+    std::vector<AuxWrite> aux = local_aux;
+    for (const AuxWrite& w : aux) {
+      if (w.replicated || !w.value || w.key.empty()) {
+        return InvalidArgument("kvstore: snapshot commit takes only local aux puts (key '" + w.key +
+                               "')");
+      }
+    }
+    std::sort(aux.begin(), aux.end(),
+              [](const AuxWrite& a, const AuxWrite& b) { return a.key < b.key; });
+    for (size_t i = 1; i < aux.size(); ++i) {
+      if (aux[i].key == aux[i - 1].key) {
+        return InvalidArgument("kvstore: snapshot commit writes aux key '" + aux[i].key +
+                               "' twice");
+      }
+    }
+    Status s;
+    for (const AuxWrite& w : aux) {
+      s = FromRocks(writer_.Put(AuxKey(false, w.key), *w.value));
+      if (!s.ok()) return failed_ = s;
+    }
+    // Covers every record already in the store (all prefixes sort below
+    // 0xFF). A range tombstone in an ingested file does not delete the
+    // file's own point records, which share its sequence number.
+    s = FromRocks(writer_.DeleteRange(rocksdb::Slice(), rocksdb::Slice("\xFF", 1)));
+    if (!s.ok()) return failed_ = s;
+    s = FromRocks(writer_.Finish());
+    if (!s.ok()) return failed_ = s;
+    std::lock_guard<std::mutex> lock(store_->mu_);
+    rocksdb::IngestExternalFileOptions io;
+    io.move_files = true;
+    s = FromRocks(store_->db_->IngestExternalFile({file_}, io));
+    if (!s.ok()) return failed_ = s;
+    committed_ = true;
+    // A failure here leaves the new records on disk with stale mirrors:
+    // the caller must treat it as fatal (reopening reloads them).
+    s = store_->LoadMeta();
+    if (!s.ok()) return failed_ = s;
+    return Status::Ok();
+  }
+
+ private:
+  Status Stage(std::string_view chunk) {
+    if (committed_) return FailedPrecondition("kvstore: snapshot already committed");
+    const std::string where = "snapshot chunk " + std::to_string(next_index_) + ": ";
+    if (chunk.size() < kChunkHeaderBytes + kChunkTrailerBytes ||
+        chunk.substr(0, 4) != std::string_view(kChunkMagic, 4)) {
+      return InvalidArgument("kvstore: " + where + "not a version 1 snapshot chunk (" +
+                             std::to_string(chunk.size()) + " bytes)");
+    }
+    std::string_view body = chunk.substr(0, chunk.size() - kChunkTrailerBytes);
+    if (Fnv1a64(body) != internal::GetBe64(chunk.substr(body.size()))) {
+      return InvalidArgument("kvstore: " + where + "checksum mismatch (corrupt chunk)");
+    }
+    const uint64_t tag = internal::GetBe64(body.substr(4));
+    const uint32_t index = internal::GetBe32(body.substr(12));
+    const uint8_t flags = static_cast<uint8_t>(body[16]);
+    uint32_t count = internal::GetBe32(body.substr(17));
+    if (got_last_) return InvalidArgument("kvstore: " + where + "arrived after the last chunk");
+    if (index != next_index_) {
+      return InvalidArgument("kvstore: " + where + "out of order (chunk index " +
+                             std::to_string(index) + ")");
+    }
+    if (index == 0) {
+      tag_ = tag;
+    } else if (tag != tag_) {
+      return InvalidArgument("kvstore: " + where + "belongs to another snapshot");
+    }
+    if ((flags & ~kChunkLast) != 0) {
+      return InvalidArgument("kvstore: " + where + "unknown flags " + std::to_string(flags));
+    }
+    std::string_view rest = body.substr(kChunkHeaderBytes);
+    for (; count > 0; --count) {
+      std::string_view key, value;
+      if (!Field(&rest, &key) || !Field(&rest, &value)) {
+        return InvalidArgument("kvstore: " + where + "truncated record");
+      }
+      if (key.empty() ||
+          static_cast<uint8_t>(key[0]) >= static_cast<uint8_t>(internal::kLocalAuxPrefix)) {
+        return InvalidArgument("kvstore: " + where + "holds a node-local or unknown record");
+      }
+      if (!last_key_.empty() && key <= last_key_) {
+        return InvalidArgument("kvstore: " + where + "records out of key order");
+      }
+      last_key_.assign(key);
+      if (key == internal::MetaKey("format")) format_.assign(value);
+      if (key == internal::MetaKey("state")) has_state_ = true;
+      Status s = FromRocks(writer_.Put(rocksdb::Slice(key.data(), key.size()),
+                                       rocksdb::Slice(value.data(), value.size())));
+      if (!s.ok()) return s;
+    }
+    if (!rest.empty()) return InvalidArgument("kvstore: " + where + "trailing bytes");
+    ++next_index_;
+    got_last_ = (flags & kChunkLast) != 0;
+    return Status::Ok();
+  }
+
+  static bool Field(std::string_view* in, std::string_view* out) {
+    if (in->size() < 4) return false;
+    const uint32_t n = internal::GetBe32(*in);
+    if (in->size() - 4 < n) return false;
+    *out = in->substr(4, n);
+    in->remove_prefix(4 + static_cast<size_t>(n));
+    return true;
+  }
+
+  MvccStore* store_;
+  const std::string file_;
+  rocksdb::SstFileWriter writer_;
+  Status failed_;  // sticky: the first error of Add/Commit
+  uint32_t next_index_ = 0;
+  uint64_t tag_ = 0;
+  bool got_last_ = false;
+  bool committed_ = false;
+  std::string last_key_;
+  std::string format_;
+  bool has_state_ = false;
+};
+
+StatusOr<std::unique_ptr<SnapshotInstaller>> MvccStore::BeginInstall() {
+  uint64_t n;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    n = next_staging_++;
+  }
+  const std::filesystem::path dir = std::filesystem::path(path_) / kStagingDir;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return IoError("kvstore: creating " + dir.string() + ": " + ec.message());
+  auto installer =
+      std::make_unique<Installer>(this, (dir / ("staging-" + std::to_string(n) + ".sst")).string());
+  Status s = installer->Open();
+  if (!s.ok()) return s;
+  return std::unique_ptr<SnapshotInstaller>(std::move(installer));
 }
 
 }  // namespace kvstore
