@@ -151,6 +151,9 @@ std::string ValidateOptions(const SimOptions& o) {
     return "--static-membership and --faults exclude each other";
   }
   if (o.fault_count > 1000) return "--fault-count must be at most 1000";
+  if (o.app_final_heal && (o.app == nullptr || o.faults != 0)) {
+    return "app_final_heal needs an app and no drawn faults";
+  }
   std::vector<NodeId> members;
   for (NodeId n = 1; n <= o.nodes; ++n) members.push_back(n);
   RingConfig rc = MakeRingConfig(o, 1, members);
@@ -174,6 +177,7 @@ enum class EventKind : uint8_t {
   kSubmit = 4,
   kFault = 5,     // work: index into the fault schedule
   kDeadline = 6,  // the termination bound expires
+  kAppTimer = 7,  // generation: the app's token
 };
 
 struct Event {
@@ -376,7 +380,7 @@ class NodeOutput final : public core::Output {
   NodeId id_;
 };
 
-class Simulation {
+class Simulation final : private AppContext {
  public:
   explicit Simulation(const SimOptions& o);
   RunResult Run();
@@ -410,10 +414,39 @@ class Simulation {
   void CheckConvergence(NodeId stepped);
   std::map<NodeId, CoreView> LiveViews() const;
   void FinalChecks();
-  void Trace(NodeId node, const std::string& what);
-  bool tracing() const { return opt_.trace != nullptr; }
+  void Trace(NodeId node, const std::string& what) override;
+  bool tracing() const override { return opt_.trace != nullptr; }
+
+  // AppContext.
+  uint64_t now_us() const override { return now_us_; }
+  uint32_t nodes() const override { return opt_.nodes; }
+  bool IsUp(NodeId node) const override { return node >= 1 && node <= opt_.nodes && Up(node); }
+  Status Submit(NodeId node, std::span<const uint8_t> bytes, Guarantee g) override;
+  void ScheduleTimer(uint64_t at_us, uint64_t token) override;
+  Random& random() override { return rng_; }
+  void Fail(const std::string& what) override {
+    checker_.set_now(now_us_);
+    checker_.Fail(what);
+  }
+  Status ApplyFault(const FaultSpec& fault) override;
+  void FinalHeal() override;
+
+  // Marks the span in which a core is mid-step (the app must not re-enter).
+  class InCore {
+   public:
+    explicit InCore(Simulation* sim) : sim_(sim) { ++sim_->in_core_; }
+    ~InCore() { --sim_->in_core_; }
+    InCore(const InCore&) = delete;
+    InCore& operator=(const InCore&) = delete;
+
+   private:
+    Simulation* sim_;
+  };
 
   const SimOptions opt_;
+  App* const app_;
+  int in_core_ = 0;
+  uint64_t app_submitted_ = 0;
   Random rng_;
   std::vector<NodeId> members_;
   Checker checker_;
@@ -477,6 +510,7 @@ std::vector<NodeId> MemberList(uint32_t n) {
 
 Simulation::Simulation(const SimOptions& o)
     : opt_(o),
+      app_(o.app),
       rng_(o.seed),
       members_(MemberList(o.nodes)),
       checker_(members_, o.receive_buffer_frames, o.static_membership),
@@ -513,7 +547,7 @@ Simulation::Simulation(const SimOptions& o)
   if (o.spread_ms == 0 && last_fault_us != 0)
     spread_us = std::max(spread_us, last_fault_us + 20'000);
   const uint32_t frame = o.max_frame_bytes;
-  for (uint32_t i = 0; i < o.messages; ++i) {
+  for (uint32_t i = 0; app_ == nullptr && i < o.messages; ++i) {
     Planned p;
     p.time_us = rng_.Range(1, spread_us);
     p.node = static_cast<NodeId>(1 + rng_.Below(o.nodes));
@@ -561,12 +595,16 @@ Simulation::Simulation(const SimOptions& o)
     e.work = i;
     Push(std::move(e));
   }
-  if (schedule_.empty()) {
+  if (schedule_.empty() && !(app_ != nullptr && o.app_final_heal)) {
     healed_ = true;  // stable from the start
     Event e;
     e.time_us = bound_us_;
     e.kind = EventKind::kDeadline;
     Push(std::move(e));
+  }
+  if (app_ != nullptr) {
+    app_->Attach(this);
+    if (healed_) app_->OnStable(0);  // no faults: stable from the start
   }
 }
 
@@ -739,6 +777,7 @@ bool Simulation::AllReceived(NodeId node, const Delivery& d) const {
 }
 
 void Simulation::Trace(NodeId node, const std::string& what) {
+  if (!tracing()) return;
   char prefix[64];
   std::snprintf(prefix, sizeof prefix, "t=%" PRIu64 " n=%u ", now_us_, node);
   *opt_.trace << prefix << what << '\n';
@@ -924,6 +963,7 @@ void Simulation::DeliverConfiguration(NodeId node, const ConfigurationEvent& e) 
                   "us on a stable, loss-free network (spurious membership change)");
   }
   checker_.OnConfiguration(node, e, ViewOf(node));
+  if (app_ != nullptr && checker_.ok()) app_->OnConfiguration(node, e);
 }
 
 void Simulation::Deliver(NodeId node, const Delivery& d) {
@@ -993,6 +1033,90 @@ void Simulation::Deliver(NodeId node, const Delivery& d) {
 void Simulation::PassDelivery(NodeId node, const Delivery& d) {
   const bool all = d.guarantee == Guarantee::kSafe ? AllReceived(node, d) : true;
   checker_.OnDelivery(node, d, ViewOf(node), all);
+  if (app_ != nullptr && checker_.ok() && d.payload.size() >= kPayloadHeaderBytes) {
+    // The app's bytes follow the workload header the checker identifies
+    // messages by (see Simulation::Submit(NodeId, ...)).
+    Delivery inner = d;
+    inner.payload = d.payload.subspan(kPayloadHeaderBytes);
+    app_->OnDelivery(node, inner);
+  }
+}
+
+Status Simulation::Submit(NodeId node, std::span<const uint8_t> bytes, Guarantee g) {
+  if (in_core_ > 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "AppContext::Submit from inside a core step; submit from a timer");
+  }
+  if (!IsUp(node)) {
+    return Status(StatusCode::kUnavailable, "node " + std::to_string(node) + " is down");
+  }
+  const MessageKey key{node, accepted_[Index(node)] + 1};
+  std::vector<uint8_t> payload = MakePayload(opt_.seed, key, kPayloadHeaderBytes);
+  payload.insert(payload.end(), bytes.begin(), bytes.end());
+  checker_.set_now(now_us_);
+  checker_.OnSubmitted(key, g, payload);
+  Status s;
+  {
+    InCore guard(this);
+    s = Core(node).Submit(payload, g, now_us_, Out(node));
+  }
+  digest_.Add(0x41535542);  // "ASUB"
+  digest_.Add(node);
+  digest_.Add(static_cast<uint64_t>(s.code()));
+  if (s.ok()) {
+    ++accepted_[Index(node)];
+    ++app_submitted_;
+    if (tracing()) {
+      Trace(node, "app submit msg(" + std::to_string(key.sender) + "#" + std::to_string(key.index) +
+                      ") " + GuaranteeName(g) + " len=" + std::to_string(payload.size()));
+    }
+  } else {
+    checker_.Withdraw(key);
+    if (s.code() == StatusCode::kWouldBlock) ++result_.would_block;
+  }
+  return s;
+}
+
+void Simulation::ScheduleTimer(uint64_t at_us, uint64_t token) {
+  Event e;
+  e.time_us = std::max(at_us, now_us_);
+  e.kind = EventKind::kAppTimer;
+  e.generation = token;
+  Push(std::move(e));
+}
+
+Status Simulation::ApplyFault(const FaultSpec& spec) {
+  if (in_core_ > 0) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "AppContext::ApplyFault from inside a core step; apply it from a timer");
+  }
+  const bool needs_node = spec.kind == kFaultCrash || spec.kind == kFaultRestart ||
+                          spec.kind == kFaultRestartWiped || spec.kind == kFaultSlow;
+  if (needs_node && (spec.node < 1 || spec.node > opt_.nodes)) {
+    return Status(StatusCode::kInvalidArgument, "fault names no node");
+  }
+  if (spec.kind == kFaultPartition && spec.components.size() != opt_.nodes) {
+    return Status(StatusCode::kInvalidArgument, "a partition needs one component per node");
+  }
+  Fault f;
+  f.time_us = now_us_;
+  f.kind = spec.kind;
+  f.node = spec.node;
+  f.components = spec.components;
+  f.duration_us = spec.duration_us;
+  f.loss = spec.loss;
+  f.service_us = spec.service_us;
+  ApplyFault(f);
+  return Status::Ok();
+}
+
+void Simulation::FinalHeal() {
+  if (healed_) return;
+  Fault f;
+  f.time_us = now_us_;
+  f.kind = kFaultHeal;
+  f.final_heal = true;
+  ApplyFault(f);
 }
 
 void Simulation::Submit(const Event& e) {
@@ -1046,6 +1170,7 @@ void Simulation::Crash(NodeId node) {
   }
   busy_until_us_[Index(node)] = 0;
   checker_.OnCrash(node);
+  if (app_ != nullptr) app_->OnNodeCrash(node);
 }
 
 void Simulation::Restart(NodeId node, bool with_state) {
@@ -1072,6 +1197,8 @@ void Simulation::Restart(NodeId node, bool with_state) {
   cores_[Index(node)] =
       std::make_unique<core::SingleRing>(MakeRingConfig(opt_, node, members_), seq);
   checker_.OnRestart(node, with_state);
+  if (app_ != nullptr) app_->OnNodeStart(node, !with_state);
+  InCore guard(this);
   Core(node).Start(now_us_, Out(node));
 }
 
@@ -1090,6 +1217,7 @@ void Simulation::ApplyFault(const Fault& f) {
     e.time_us = result_.stable_us + bound_us_;
     e.kind = EventKind::kDeadline;
     Push(std::move(e));
+    if (app_ != nullptr) app_->OnStable(result_.stable_us);
     return;
   }
   ++result_.faults;
@@ -1155,7 +1283,11 @@ void Simulation::Handle(Event& e) {
   switch (e.kind) {
     case EventKind::kStart:
       if (tracing()) Trace(e.node, "start");
-      Core(e.node).Start(now_us_, Out(e.node));
+      if (app_ != nullptr) app_->OnNodeStart(e.node, false);
+      {
+        InCore guard(this);
+        Core(e.node).Start(now_us_, Out(e.node));
+      }
       break;
     case EventKind::kFrame: {
       const size_t to = Index(e.node);
@@ -1182,7 +1314,10 @@ void Simulation::Handle(Event& e) {
         Trace(e.node, "recv from=" + std::to_string(e.from) + " " +
                           (e.corrupted ? "CORRUPTED " : "") + DescribeFrame(e.bytes));
       }
-      Core(e.node).HandleFrame(e.bytes, now_us_, Out(e.node));
+      {
+        InCore guard(this);
+        Core(e.node).HandleFrame(e.bytes, now_us_, Out(e.node));
+      }
       break;
     }
     case EventKind::kTimer: {
@@ -1192,12 +1327,21 @@ void Simulation::Handle(Event& e) {
       }
       timer_armed_[Index(e.node)][t] = false;
       if (tracing()) Trace(e.node, std::string("timer-fire ") + core::TimerName(e.timer));
-      Core(e.node).HandleTimer(e.timer, now_us_, Out(e.node));
+      {
+        InCore guard(this);
+        Core(e.node).HandleTimer(e.timer, now_us_, Out(e.node));
+      }
       break;
     }
     case EventKind::kSubmit:
       Submit(e);
       stepped = kNoNode;
+      break;
+    case EventKind::kAppTimer:
+      digest_.Add(e.generation);
+      app_->OnTimer(e.generation);
+      stepped = kNoNode;
+      membership_dirty_ = true;  // the app may have crashed or restarted nodes
       break;
     case EventKind::kFault:
       ApplyFault(schedule_[e.work]);
@@ -1272,8 +1416,8 @@ RunResult Simulation::Run() {
   uint64_t settle_until = 0;
   bool timed_out = false;
   while (checker_.ok()) {
-    const bool done =
-        healed_ && converged_us_ && plan_done_ == plan_.size() && checker_.Quiescent();
+    const bool done = healed_ && converged_us_ && plan_done_ == plan_.size() &&
+                      (app_ == nullptr || app_->Done()) && checker_.Quiescent();
     if (!done) {
       settling = false;
     } else if (!settling) {
@@ -1301,6 +1445,8 @@ RunResult Simulation::Run() {
       std::string why;
       if (plan_done_ != plan_.size()) {
         why = std::to_string(plan_.size() - plan_done_) + " submissions still refused";
+      } else if (app_ != nullptr && !app_->Done()) {
+        why = app_->NotDoneReason();
       } else if (!healed_) {
         why = "the fault schedule did not finish";
       } else if (!converged_us_) {
@@ -1315,6 +1461,7 @@ RunResult Simulation::Run() {
       }
     } else {
       checker_.Finish();
+      if (app_ != nullptr && checker_.ok()) app_->OnEnd();
     }
   }
   FinalChecks();

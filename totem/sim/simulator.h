@@ -54,16 +54,29 @@
 // ends when every message is delivered everywhere (plus a settling period in
 // which nothing more may be delivered) or at the virtual-time limit, which
 // is a liveness violation.
+//
+// Instead of that workload, an App (SimOptions::app) may run on top of the
+// cores: it is told of node starts, crashes, configuration events and
+// deliveries, submits its own messages, sets its own timers, draws from the
+// same random source and may apply scripted faults; the checker judges its
+// messages like the workload's (each carries the workload header in front
+// of the app's bytes). Runs without an app are unchanged, digest for digest.
 #ifndef TOTEM_SIM_SIMULATOR_H_
 #define TOTEM_SIM_SIMULATOR_H_
 
 #include <cstdint>
 #include <ostream>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "totem/config.h"
+#include "totem/status.h"
+#include "totem/types.h"
 
 namespace totem::sim {
+
+class Random;
 
 // Deliberate faults injected between the cores and the checker, to prove
 // that the checker does not pass silently (tests and --inject-fault).
@@ -94,6 +107,84 @@ std::string FaultsString(uint32_t mask);
 
 // Virtual wall clock of a wiped restart, in seconds at virtual time 0.
 inline constexpr uint64_t kSimEpochSeconds = 1'000'000'000;
+
+// One fault an application applies itself (AppContext::ApplyFault), for
+// scripted scenarios: kFaultCrash / kFaultRestart / kFaultRestartWiped name
+// `node`; kFaultPartition puts node i + 1 into `components[i]` (one entry
+// per node); kFaultHeal ends a partition; kFaultLossBurst and kFaultSlow as
+// in the drawn schedule (`node` kNoNode: all links, for loss bursts).
+struct FaultSpec {
+  FaultKind kind = kFaultHeal;
+  NodeId node = kNoNode;
+  std::vector<uint32_t> components;
+  uint64_t duration_us = 0;
+  double loss = 0;
+  uint64_t service_us = 0;
+};
+
+// What an application may do to the simulation. Everything it draws comes
+// from the simulation's one seeded random source, so a seed still names a
+// run exactly.
+class AppContext {
+ public:
+  virtual ~AppContext() = default;
+  virtual uint64_t now_us() const = 0;
+  virtual uint32_t nodes() const = 0;
+  // Whether `node` is running (not crashed).
+  virtual bool IsUp(NodeId node) const = 0;
+  // Submits `bytes` at `node` with guarantee `g`; the bytes come back in
+  // App::OnDelivery exactly as given. Errors: kUnavailable if `node` is
+  // down; kFailedPrecondition when called from inside OnConfiguration /
+  // OnDelivery (a core is mid-step: schedule a timer at now_us() and submit
+  // from OnTimer); otherwise what the core's Submit returns (kWouldBlock:
+  // its queue is full, retry later).
+  virtual Status Submit(NodeId node, std::span<const uint8_t> bytes, Guarantee g) = 0;
+  // OnTimer(token) runs at virtual time max(at_us, now). Timers are never
+  // cancelled: ignore stale tokens.
+  virtual void ScheduleTimer(uint64_t at_us, uint64_t token) = 0;
+  // THE simulation's random source.
+  virtual Random& random() = 0;
+  // Records a violation (prefixed with the virtual time); the run stops.
+  virtual void Fail(const std::string& what) = 0;
+  // Applies a fault now (scripted scenarios). Not from inside a core step
+  // (kFailedPrecondition, as for Submit).
+  virtual Status ApplyFault(const FaultSpec& fault) = 0;
+  // With SimOptions::app_final_heal: ends the fault period like the drawn
+  // schedule's final heal (partitions, bursts and slowness end; the
+  // convergence bound starts).
+  virtual void FinalHeal() = 0;
+  virtual bool tracing() const = 0;
+  virtual void Trace(NodeId node, const std::string& what) = 0;
+};
+
+// An application on top of the simulated ring (the store's replication
+// engine in kvstore/sim): it replaces the built-in message workload. The
+// simulator calls it on its one thread; `ctx` is valid from Attach until
+// the run ends. Callbacks from inside a core step (OnConfiguration,
+// OnDelivery) must not submit or apply faults (see AppContext).
+class App {
+ public:
+  virtual ~App() = default;
+  virtual void Attach(AppContext* ctx) = 0;
+  // The node (re)starts; `wiped`: without its disk (restart-wiped). Called
+  // before its core starts, also for the first start of every node.
+  virtual void OnNodeStart(NodeId node, bool wiped) = 0;
+  // The node crashed: its volatile state is gone, its disk stays.
+  virtual void OnNodeCrash(NodeId node) = 0;
+  virtual void OnConfiguration(NodeId node, const ConfigurationEvent& event) = 0;
+  // `delivery.payload` holds the submitted bytes; valid during the call.
+  virtual void OnDelivery(NodeId node, const Delivery& delivery) = 0;
+  virtual void OnTimer(uint64_t token) = 0;
+  // The network became stable at `stable_us` (final heal).
+  virtual void OnStable(uint64_t stable_us) { (void)stable_us; }
+  // The app's work is finished; the run ends after the settle period once
+  // the ring has converged too.
+  virtual bool Done() const = 0;
+  // Why not Done (for the liveness report at the time limit).
+  virtual std::string NotDoneReason() const { return "the application is not done"; }
+  // End of a run that did not time out: final checks (report with Fail).
+  virtual void OnEnd() = 0;
+};
 
 struct SimOptions {
   uint64_t seed = 1;
@@ -151,6 +242,16 @@ struct SimOptions {
   InjectedFault inject = InjectedFault::kNone;
 
   std::ostream* trace = nullptr;  // every event, one line each (single runs)
+
+  // Application (nullptr: the built-in message workload). With an app,
+  // `messages` and the workload options are ignored, the Totem checker
+  // still judges every delivery, and the run ends once the app is Done and
+  // the ring converged (plus settle_ms), or at max_time_ms (a liveness
+  // violation). Not owned.
+  App* app = nullptr;
+  // With an app and no drawn faults: the network counts as unstable until
+  // the app calls AppContext::FinalHeal (scripted fault scenarios).
+  bool app_final_heal = false;
 };
 
 struct RunResult {
