@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <string>
 
+#include "convert.h"
+#include "kvstore/mvcc_store.h"
+
 namespace totemkv::server {
 
 namespace pb = totemkv::admin::v1;
@@ -84,6 +87,40 @@ grpc::Status AdminService::GetCounters(grpc::ServerContext*, const pb::GetCounte
                                                 std::chrono::steady_clock::now() - started_)
                                                 .count()));
   return grpc::Status::OK;
+}
+
+grpc::Status AdminService::GetStoreChecksum(grpc::ServerContext*,
+                                            const pb::GetStoreChecksumRequest*,
+                                            pb::GetStoreChecksumResponse* resp) {
+  const Replicator& r = ctx_->replicator();
+  const ::kvstore::MvccStore& store = r.store();
+  // Checksum() takes the store mutex once; the other fields are read
+  // separately, so accept the answer only if no batch was applied between
+  // the reads before and after it (each batch moves the position).
+  constexpr int kAttempts = 20;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const ::kvstore::AppliedPosition before = store.Position();
+    const int64_t revision = store.CurrentRevision();
+    const int64_t compacted = store.CompactedRevision();
+    const uint64_t writes = store.AppliedWrites();
+    const ::kvstore::StatusOr<uint64_t> checksum = store.Checksum();
+    if (!checksum.ok()) return ToGrpcStatus(checksum.status());
+    if (!(store.Position() == before) || store.CurrentRevision() != revision ||
+        store.AppliedWrites() != writes) {
+      continue;
+    }
+    resp->set_node_id(r.node_id());
+    resp->set_checksum(checksum.value());
+    resp->set_revision(revision);
+    resp->set_compact_revision(compacted);
+    resp->set_applied_config_id(before.config_id);
+    resp->set_applied_seq(before.seq);
+    resp->set_applied_writes(writes);
+    return grpc::Status::OK;
+  }
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE, "the store applied a batch during each of " +
+                                                         std::to_string(kAttempts) +
+                                                         " checksum attempts; retry");
 }
 
 }  // namespace totemkv::server

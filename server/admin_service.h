@@ -7,6 +7,9 @@
 //  - ListConfigurations: Replicator::ConfigurationHistory, newest `limit`.
 //  - GetCounters: every totem::Counters field by name (Counters::Fields),
 //    Replicator::StoreCounters, uptime since the service was built.
+//  - GetStoreChecksum: MvccStore::Checksum with the revision and applied
+//    position it covers, read between two batches (retried while the
+//    apply thread moves on).
 // Deviation, until the primary-component issue lands: `primary` means only
 // "a regular configuration is installed, no transition is under way, and
 // it holds a strict majority of the members in --initial-cluster"; there
@@ -43,6 +46,9 @@ class AdminService final : public totemkv::admin::v1::Admin::Service {
   grpc::Status GetCounters(grpc::ServerContext* c,
                            const totemkv::admin::v1::GetCountersRequest* req,
                            totemkv::admin::v1::GetCountersResponse* resp) override;
+  grpc::Status GetStoreChecksum(grpc::ServerContext* c,
+                                const totemkv::admin::v1::GetStoreChecksumRequest* req,
+                                totemkv::admin::v1::GetStoreChecksumResponse* resp) override;
 
  private:
   const ServerContext* ctx_;

@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "convert.h"
+#include "hash_kv.h"
 
 namespace totemkv::server {
 namespace {
@@ -117,6 +118,13 @@ grpc::Status KvService::Range(grpc::ServerContext* c, const etcdserverpb::RangeR
     const totem::Status barrier = ctx_->replicator().ReadBarrier(ctx_->Timeout(c));
     if (!barrier.ok()) return ToGrpcStatus(barrier);
   }
+  if (req->serializable()) {
+    // Not a member of the primary component: the answer may be stale.
+    std::string why;
+    if (ctx_->replicator().GetStanding(&why) != Replicator::Standing::kCurrent) {
+      c->AddInitialMetadata("totemkv-stale", why.empty() ? "totemkv: not primary" : why);
+    }
+  }
   const ::kvstore::MvccStore& store = ctx_->replicator().store();
   totem::StatusOr<::kvstore::RangeResponse> r = store.Range(FromProto(*req));
   if (!r.ok()) return ToGrpcStatus(r.status());
@@ -162,6 +170,19 @@ grpc::Status KvService::Compact(grpc::ServerContext* c, const etcdserverpb::Comp
       *ctx_, c, std::move(op), resp, [](const ::kvstore::CompactionResponse&) {});
 }
 
+grpc::Status MaintenanceService::HashKV(grpc::ServerContext*,
+                                        const etcdserverpb::HashKVRequest* req,
+                                        etcdserverpb::HashKVResponse* resp) {
+  const ::kvstore::MvccStore& store = ctx_->replicator().store();
+  const totem::StatusOr<KvHash> h = HashKv(store, req->revision());
+  if (!h.ok()) return ToGrpcStatus(h.status());
+  ctx_->FillHeader(resp->mutable_header(), store.CurrentRevision());
+  resp->set_hash(h.value().hash);
+  resp->set_compact_revision(h.value().compact_revision);
+  resp->set_hash_revision(h.value().hash_revision);
+  return grpc::Status::OK;
+}
+
 grpc::Status MaintenanceService::Status(grpc::ServerContext*, const etcdserverpb::StatusRequest*,
                                         etcdserverpb::StatusResponse* resp) {
   const Replicator& r = ctx_->replicator();
@@ -184,16 +205,101 @@ grpc::Status MaintenanceService::Status(grpc::ServerContext*, const etcdserverpb
   return grpc::Status::OK;
 }
 
+namespace {
+
+void ToMemberProto(const totemkv::kvstore::v1::MemberInfo& m, etcdserverpb::Member* out) {
+  out->set_id(m.id());
+  out->set_name(m.name());
+  for (const std::string& u : m.peer_urls()) out->add_peerurls(u);
+  for (const std::string& u : m.client_urls()) out->add_clienturls(u);
+}
+
+// "udp://host:port" or "http://host:port" (etcdctl's default scheme).
+bool ValidPeerUrl(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return false;
+  const std::string rest = url.substr(scheme + 3);
+  const size_t colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) return false;
+  const std::string port = rest.substr(colon + 1);
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos) return false;
+  return std::stoul(port) > 0 && std::stoul(port) < 65536;
+}
+
+}  // namespace
+
 grpc::Status ClusterService::MemberList(grpc::ServerContext*,
                                         const etcdserverpb::MemberListRequest*,
                                         etcdserverpb::MemberListResponse* resp) {
   ctx_->FillHeader(resp->mutable_header(), ctx_->replicator().store().CurrentRevision());
-  for (const ClusterMember& m : ctx_->config().cluster) {
-    etcdserverpb::Member* out = resp->add_members();
-    out->set_id(m.id);
-    out->set_name(m.name);
-    out->add_peerurls("udp://" + m.host + ":" + std::to_string(m.port));
-    for (const std::string& url : m.client_urls) out->add_clienturls(url);
+  for (const totemkv::kvstore::v1::MemberInfo& m : ctx_->replicator().Members()) {
+    ToMemberProto(m, resp->add_members());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterService::MemberAdd(grpc::ServerContext* c,
+                                       const etcdserverpb::MemberAddRequest* req,
+                                       etcdserverpb::MemberAddResponse* resp) {
+  if (req->islearner()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "totemkv: learner members are not supported");
+  }
+  if (req->peerurls().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "etcdserver: member peer URLs are not provided");
+  }
+  std::vector<totemkv::kvstore::v1::MemberInfo> members = ctx_->replicator().Members();
+  totem::NodeId next = 1;
+  for (const totemkv::kvstore::v1::MemberInfo& m : members) next = std::max(next, m.id() + 1);
+  totemkv::kvstore::v1::MemberInfo info;
+  info.set_id(next);
+  for (const std::string& url : req->peerurls()) {
+    if (!ValidPeerUrl(url)) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          "totemkv: bad peer URL \"" + url + "\" (want SCHEME://HOST:PORT, the Totem UDP address)");
+    }
+    for (const totemkv::kvstore::v1::MemberInfo& m : members) {
+      for (const std::string& have : m.peer_urls()) {
+        if (have.substr(have.find("://") + 3) == url.substr(url.find("://") + 3)) {
+          return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                              "etcdserver: Peer URLs already exists");
+        }
+      }
+    }
+    info.add_peer_urls(url);
+  }
+  const totem::Status s = ctx_->replicator().ProposeMemberChange(true, info, ctx_->Timeout(c));
+  if (!s.ok()) return ToGrpcStatus(s);
+  ctx_->FillHeader(resp->mutable_header(), ctx_->replicator().store().CurrentRevision());
+  ToMemberProto(info, resp->mutable_member());
+  for (const totemkv::kvstore::v1::MemberInfo& m : ctx_->replicator().Members()) {
+    ToMemberProto(m, resp->add_members());
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status ClusterService::MemberRemove(grpc::ServerContext* c,
+                                          const etcdserverpb::MemberRemoveRequest* req,
+                                          etcdserverpb::MemberRemoveResponse* resp) {
+  const std::vector<totemkv::kvstore::v1::MemberInfo> members = ctx_->replicator().Members();
+  const totemkv::kvstore::v1::MemberInfo* found = nullptr;
+  for (const totemkv::kvstore::v1::MemberInfo& m : members) {
+    if (m.id() == req->id()) found = &m;
+  }
+  if (found == nullptr) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "etcdserver: member not found");
+  }
+  if (members.size() == 1) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "totemkv: cannot remove the last member");
+  }
+  const totem::Status s = ctx_->replicator().ProposeMemberChange(false, *found, ctx_->Timeout(c));
+  if (!s.ok()) return ToGrpcStatus(s);
+  ctx_->FillHeader(resp->mutable_header(), ctx_->replicator().store().CurrentRevision());
+  for (const totemkv::kvstore::v1::MemberInfo& m : ctx_->replicator().Members()) {
+    ToMemberProto(m, resp->add_members());
   }
   return grpc::Status::OK;
 }

@@ -6,6 +6,7 @@
 //  - Maintenance.Status: version "3.5.0", dbSize, leader = the Totem ring
 //    representative, raftIndex = applied position (frame seq in the
 //    current ring), raftTerm = ring seq.
+//  - Maintenance.HashKV: etcd's keyspace hash from local state (hash_kv.h).
 //  - Cluster.MemberList: the configured members (--initial-cluster), with
 //    Totem addresses as peerURLs (udp://HOST:PORT) and the client URLs
 //    from --initial-cluster-client-urls.
@@ -78,6 +79,10 @@ class MaintenanceService final : public etcdserverpb::Maintenance::Service {
   explicit MaintenanceService(const ServerContext* ctx) : ctx_(ctx) {}
   grpc::Status Status(grpc::ServerContext* c, const etcdserverpb::StatusRequest* req,
                       etcdserverpb::StatusResponse* resp) override;
+  // This member's keyspace hash at a revision, from local state as etcd
+  // (hash_kv.h: etcd's algorithm, so equal stores answer equal hashes).
+  grpc::Status HashKV(grpc::ServerContext* c, const etcdserverpb::HashKVRequest* req,
+                      etcdserverpb::HashKVResponse* resp) override;
 
  private:
   const ServerContext* ctx_;
@@ -88,6 +93,14 @@ class ClusterService final : public etcdserverpb::Cluster::Service {
   explicit ClusterService(const ServerContext* ctx) : ctx_(ctx) {}
   grpc::Status MemberList(grpc::ServerContext* c, const etcdserverpb::MemberListRequest* req,
                           etcdserverpb::MemberListResponse* resp) override;
+  // Membership changes are ordered ops (the configured member set is
+  // replicated state, see kvstore/replication.h). The new member's id is
+  // the highest configured id + 1; it must then be started with that id
+  // in its --initial-cluster entry. Learners are not supported.
+  grpc::Status MemberAdd(grpc::ServerContext* c, const etcdserverpb::MemberAddRequest* req,
+                         etcdserverpb::MemberAddResponse* resp) override;
+  grpc::Status MemberRemove(grpc::ServerContext* c, const etcdserverpb::MemberRemoveRequest* req,
+                            etcdserverpb::MemberRemoveResponse* resp) override;
 
  private:
   const ServerContext* ctx_;

@@ -104,6 +104,16 @@ int Run(int argc, char** argv) {
         watch_hub.OnEvents(events, revision);
       });
   totemkv::server::WatchService watch(&ctx, &watch_hub);
+  // After a snapshot replaced this member's state: watchers catch up from
+  // the new history, lease timers are rebuilt from the new leases.
+  (*replicator)->AddResetObserver([&watch_hub, &leases, r = replicator->get()] {
+    watch_hub.Resync(r->store().CurrentRevision());
+    const totem::Status reloaded = leases.ReloadFromStore();
+    if (!reloaded.ok()) {
+      totemkv::server::Log("lease manager: reload after snapshot failed: %s",
+                           reloaded.ToString().c_str());
+    }
+  });
 
   grpc::ServerBuilder builder;
   std::vector<int> ports(config.listen_addresses.size(), 0);

@@ -1,6 +1,6 @@
-// The Replicator's implementation: Totem node setup, the delivery queue,
-// the apply thread with batch grouping, op-id matching and shared read
-// barriers. See replicator.h for the contract.
+// The Replicator's implementation: Totem node setup, the input queue, the
+// apply thread that runs the replication engine and carries out its
+// effects, op-id matching and shared read barriers. See replicator.h for the contract.
 #include "replicator.h"
 
 #include <cstdio>
@@ -18,7 +18,7 @@ using totem::StatusOr;
 
 Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 
-std::string Members(const std::vector<totem::NodeId>& ids) {
+std::string IdList(const std::vector<totem::NodeId>& ids) {
   std::string s;
   for (totem::NodeId id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
   return s;
@@ -26,8 +26,8 @@ std::string Members(const std::vector<totem::NodeId>& ids) {
 
 }  // namespace
 
-Replicator::Replicator(totem::NodeId node_id, std::unique_ptr<::kvstore::MvccStore> store)
-    : node_id_(node_id), store_(std::move(store)), rng_(std::random_device{}()) {
+Replicator::Replicator(totem::NodeId node_id, std::unique_ptr<ReplicatedStorage> storage)
+    : node_id_(node_id), storage_(std::move(storage)), rng_(std::random_device{}()) {
   // Mix a second draw in: two nodes seeded at the same instant from a weak
   // random_device still diverge by node id.
   rng_.seed(rng_() ^ (static_cast<uint64_t>(std::random_device{}()) << 32) ^ node_id);
@@ -41,12 +41,51 @@ StatusOr<std::unique_ptr<Replicator>> Replicator::Start(const ServerConfig& conf
 
   ::kvstore::StoreOptions options;
   options.sync = config.sync;
-  StatusOr<std::unique_ptr<::kvstore::MvccStore>> store =
+  std::vector<totemkv::kvstore::v1::MemberInfo> bootstrap;
+  std::vector<totem::NodeId> bootstrap_ids;
+  for (const ClusterMember& m : config.cluster) {
+    totemkv::kvstore::v1::MemberInfo info;
+    info.set_id(m.id);
+    info.set_name(m.name);
+    info.add_peer_urls("udp://" + m.host + ":" + std::to_string(m.port));
+    for (const std::string& u : m.client_urls) info.add_client_urls(u);
+    bootstrap.push_back(std::move(info));
+    bootstrap_ids.push_back(m.id);
+  }
+  StatusOr<std::unique_ptr<::kvstore::MvccStore>> opened =
       ::kvstore::MvccStore::Open(config.data_dir + "/db", options);
-  if (!store.ok()) return store.status();
-
-  std::unique_ptr<Replicator> r(new Replicator(config.node_id, std::move(*store)));
-  r->cluster_ = config.cluster;
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<::kvstore::MvccStore> store(std::move(*opened));
+  ReplicatedStorageOptions so;
+  so.self = config.node_id;
+  so.bootstrap_members = bootstrap;
+  so.log_retention_ops = config.replication_log_ops;
+  StatusOr<std::unique_ptr<ReplicatedStorage>> storage = ReplicatedStorage::Open(store, so);
+  if (!storage.ok()) return storage.status();
+  std::unique_ptr<Replicator> r(new Replicator(config.node_id, std::move(*storage)));
+  r->store_ = std::move(store);
+  r->storage_->SetApplyObserver([p = r.get()](const std::vector<::kvstore::Op>& ops,
+                                              const std::vector<::kvstore::OpResult>& results) {
+    p->applied_ops_ += ops.size();
+    ++p->batches_applied_;
+    for (const ::kvstore::OpResult& res : results) {
+      if (res.duplicate) ++p->duplicates_applied_;
+    }
+    std::lock_guard<std::mutex> l(p->observers_mu_);
+    for (const ApplyObserver& o : p->apply_observers_) o(ops, results);
+  });
+  ::kvstore::repl::EngineOptions eo;
+  eo.self = config.node_id;
+  eo.bootstrap_members = bootstrap_ids;
+  r->engine_ = std::make_unique<::kvstore::repl::Engine>(eo, r->storage_.get());
+  {
+    std::lock_guard<std::mutex> l(r->status_mu_);
+    r->status_.role = r->engine_->role();
+    r->status_.reason = r->engine_->reason();
+    r->status_.meta = r->engine_->meta();
+    r->status_.configured = r->engine_->configured();
+  }
+  r->applied_seq_ = r->engine_->meta().green;
 
   // Members, peers and the --totem-* settings (validated by ParseConfig).
   totem::NodeConfig nc = config.TotemNodeConfig();
@@ -68,7 +107,12 @@ StatusOr<std::unique_ptr<Replicator>> Replicator::Start(const ServerConfig& conf
     r->Stop();
     return node.status();
   }
-  r->node_ = std::move(*node);
+  {
+    // The apply thread may submit only once the node exists.
+    std::lock_guard<std::mutex> l(r->queue_mu_);
+    r->node_ = std::move(*node);
+  }
+  r->queue_cv_.notify_all();
   return r;
 }
 
@@ -82,7 +126,6 @@ void Replicator::Stop() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
-  standing_cv_.notify_all();
   if (apply_thread_.joinable()) apply_thread_.join();
   std::lock_guard<std::mutex> l(pending_mu_);
   for (auto& [id, pending] : pending_) {
@@ -93,36 +136,57 @@ void Replicator::Stop() {
   pending_.clear();
 }
 
+void Replicator::Enqueue(::kvstore::repl::Input input) {
+  {
+    std::lock_guard<std::mutex> l(queue_mu_);
+    queue_.push_back(std::move(input));
+  }
+  queue_cv_.notify_one();
+}
+
 void Replicator::OnConfiguration(const totem::ConfigurationEvent& e) {
-  Log("configuration %s ring=%s members=%s joined=%s left=%s",
-      totem::ConfigurationKindName(e.kind), e.id.ToString().c_str(), Members(e.members).c_str(),
-      Members(e.joined).c_str(), Members(e.left).c_str());
+  Log("configuration %s ring=%s members=%s joined=%s left=%s", totem::ConfigurationKindName(e.kind),
+      e.id.ToString().c_str(), IdList(e.members).c_str(), IdList(e.joined).c_str(),
+      IdList(e.left).c_str());
   {
     std::lock_guard<std::mutex> l(history_mu_);
     const auto now = std::chrono::system_clock::now().time_since_epoch();
-    history_.push_back(
-        {e, std::chrono::duration_cast<std::chrono::microseconds>(now).count()});
+    history_.push_back({e, std::chrono::duration_cast<std::chrono::microseconds>(now).count()});
     if (history_.size() > kConfigurationHistory) {
       history_.pop_front();
       ++history_dropped_;
     }
   }
-  if (e.kind == totem::ConfigurationKind::kRegular) {
-    Delivered marker;
-    marker.marker = e;
-    {
-      std::lock_guard<std::mutex> l(queue_mu_);
-      queue_.push_back(std::move(marker));
-    }
-    queue_cv_.notify_one();
-  }
+  ::kvstore::repl::Input in;
+  in.kind = ::kvstore::repl::Input::Kind::kConfiguration;
+  in.configuration = e;
+  Enqueue(std::move(in));
   std::lock_guard<std::mutex> l(observers_mu_);
   for (const ConfigurationObserver& o : configuration_observers_) o(e);
+}
+
+void Replicator::OnDeliver(const totem::Delivery& d) {
+  // Totem I/O thread: copy and hand off, nothing else. Only kSafe messages
+  // are ever submitted; anything else is not ours and is ignored (the same
+  // way on every node).
+  if (d.guarantee != totem::Guarantee::kSafe) return;
+  ::kvstore::repl::Input in;
+  in.kind = ::kvstore::repl::Input::Kind::kDelivery;
+  in.sender = d.sender;
+  in.config_kind = d.config_kind;
+  in.ring = d.config_id;
+  in.payload.assign(reinterpret_cast<const char*>(d.payload.data()), d.payload.size());
+  Enqueue(std::move(in));
 }
 
 void Replicator::AddApplyObserver(ApplyObserver observer) {
   std::lock_guard<std::mutex> l(observers_mu_);
   apply_observers_.push_back(std::move(observer));
+}
+
+void Replicator::AddResetObserver(ResetObserver observer) {
+  std::lock_guard<std::mutex> l(observers_mu_);
+  reset_observers_.push_back(std::move(observer));
 }
 
 void Replicator::AddConfigurationObserver(ConfigurationObserver observer) {
@@ -141,14 +205,15 @@ std::map<std::string, uint64_t> Replicator::StoreCounters() const {
   std::map<std::string, uint64_t> c;
   c["ops_proposed"] = ops_proposed_.load();
   c["proposals_failed"] = proposals_failed_.load();
+  c["proposals_outcome_unknown"] = outcome_unknown_.load();
   c["ops_applied"] = applied_ops_.load();
   c["duplicates_applied"] = duplicates_applied_.load();
   c["batches_applied"] = batches_applied_.load();
   c["barriers_proposed"] = barriers_proposed_.load();
-  c["undecodable_ops"] = undecodable_ops_.load();
+  c["engine_submit_retries"] = submit_retries_.load();
   c["applied_seq_current"] = applied_seq_.load();
-  c["revision_current"] = static_cast<uint64_t>(store_->CurrentRevision());
-  c["compacted_revision_current"] = static_cast<uint64_t>(store_->CompactedRevision());
+  c["revision_current"] = static_cast<uint64_t>(store().CurrentRevision());
+  c["compacted_revision_current"] = static_cast<uint64_t>(store().CompactedRevision());
   {
     std::lock_guard<std::mutex> l(queue_mu_);
     c["apply_queue_current"] = queue_.size();
@@ -157,228 +222,155 @@ std::map<std::string, uint64_t> Replicator::StoreCounters() const {
     std::lock_guard<std::mutex> l(pending_mu_);
     c["proposals_in_flight_current"] = pending_.size();
   }
+  const ReplicationStatus st = Replication();
+  const ::kvstore::repl::EngineCounters& e = st.counters;
+  c["green_applied"] = e.green_applied;
+  c["yellow_received"] = e.yellow_received;
+  c["yellow_adopted"] = e.yellow_adopted;
+  c["red_ops"] = e.red_ops;
+  c["buffered_applied"] = e.buffered_applied;
+  c["exchanges_started"] = e.exchanges_started;
+  c["exchanges_aborted"] = e.exchanges_aborted;
+  c["primaries_installed"] = e.primaries_installed;
+  c["transfer_ops_sent"] = e.transfer_ops_sent;
+  c["transfer_ops_applied"] = e.transfer_ops_applied;
+  c["snapshots_sent"] = e.snapshots_sent;
+  c["snapshot_chunks_sent"] = e.snapshot_chunks_sent;
+  c["snapshots_installed"] = e.snapshots_installed;
+  c["malformed_engine_messages"] = e.malformed_messages;
+  c["engine_acks"] = e.acks;
+  c["engine_rejects"] = e.rejects;
+  c["global_index_current"] = st.meta.green;
+  c["commit_index_current"] = st.commit_index;
+  c["primary_number_current"] = st.meta.prim_number;
   return c;
 }
 
-void Replicator::OnConfigurationMarker(const totem::ConfigurationEvent& e) {
-  // Apply thread; every delivery ordered before the configuration is
-  // applied, so AppliedWrites() is the count at the boundary.
-  const uint64_t writes = store_->AppliedWrites();
-  const size_t configured = cluster_.size();
-  const bool majority = HoldsMajority(e.members, cluster_);
-  {
-    std::lock_guard<std::mutex> l(standing_mu_);
-    exchange_ = Exchange{};
-    exchange_.ring = e.id;
-    exchange_.members = e.members;
-    exchange_.my_writes = writes;
-    exchange_.open = majority;
-    if (!majority) {
-      standing_ = Standing::kNoQuorum;
-      standing_message_ = "totemkv: no quorum: " + std::to_string(e.members.size()) + " of " +
-                          std::to_string(configured) + " members reachable";
-    } else if (standing_ == Standing::kNoQuorum) {
-      // Back in a majority: current again only if the exchange says so.
-      standing_ = Standing::kUnconfirmed;
-      standing_message_ = "totemkv: this member has not confirmed it is up to date yet";
-    }
-  }
-  standing_cv_.notify_all();
-  if (!majority) return;
-  // Announce: MemberState{ring, writes}, safe, without waiting for it.
-  totemkv::kvstore::v1::Op op;
-  op.set_origin_node(node_id_);
-  auto* st = op.mutable_member_state();
-  st->set_ring_representative(e.id.rep);
-  st->set_ring_seq(e.id.seq);
-  st->set_applied_writes(writes);
-  const std::string bytes = op.SerializeAsString();
-  const std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    const Status st_submit = node_->Submit(data, totem::Guarantee::kSafe);
-    if (st_submit.ok()) return;
-    if (st_submit.code() != StatusCode::kWouldBlock) {
-      Log("cannot announce member state: %s", st_submit.ToString().c_str());
-      return;
-    }
-    node_->WaitWritable(std::chrono::milliseconds(50));
-  }
-  Log("cannot announce member state: the ordering queue stayed full");
+Replicator::ReplicationStatus Replicator::Replication() const {
+  std::lock_guard<std::mutex> l(status_mu_);
+  return status_;
 }
 
-void Replicator::OnMemberState(totem::NodeId from,
-                               const totemkv::kvstore::v1::MemberState& state) {
-  std::lock_guard<std::mutex> l(standing_mu_);
-  Exchange& x = exchange_;
-  if (!x.open || state.ring_representative() != x.ring.rep || state.ring_seq() != x.ring.seq ||
-      std::find(x.members.begin(), x.members.end(), from) == x.members.end()) {
-    return;  // an older configuration's announcement, or not a member
-  }
-  x.writes[from] = state.applied_writes();
-  if (x.writes.size() < x.members.size()) return;
-  x.open = false;
-  uint64_t most = 0;
-  totem::NodeId most_id = totem::kNoNode;
-  for (const auto& [id, w] : x.writes) {
-    if (w > most) {
-      most = w;
-      most_id = id;
-    }
-  }
-  if (x.my_writes < most) {
-    // Sticky until this member is caught up (state transfer: a later
-    // step); its writes since then were applied on a stale base.
-    standing_ = Standing::kBehind;
-    standing_message_ = "totemkv: this member is behind the cluster (it had applied " +
-                        std::to_string(x.my_writes) + " writes, member " +
-                        std::to_string(most_id) + " " + std::to_string(most) +
-                        "); it serves only serializable reads until it is caught up";
-    Log("member state exchange in ring %s: BEHIND (%llu writes, member %u has %llu)",
-        x.ring.ToString().c_str(), static_cast<unsigned long long>(x.my_writes), most_id,
-        static_cast<unsigned long long>(most));
-  } else if (standing_ != Standing::kBehind) {
-    standing_ = Standing::kCurrent;
-    standing_message_.clear();
-    Log("member state exchange in ring %s: current (%llu writes)", x.ring.ToString().c_str(),
-        static_cast<unsigned long long>(x.my_writes));
-  }
-  standing_cv_.notify_all();
-}
-
-Status Replicator::CheckStanding(std::chrono::steady_clock::time_point deadline) const {
-  std::unique_lock<std::mutex> l(standing_mu_);
-  // Not yet known (starting, or back from a minority): wait for the
-  // exchange rather than fail a request that a moment later would succeed.
-  standing_cv_.wait_until(l, deadline, [this] {
-    return standing_ != Standing::kUnconfirmed || stopped_.load();
-  });
-  if (standing_ == Standing::kCurrent) return Status::Ok();
-  return Unavailable(standing_message_);
+std::vector<totemkv::kvstore::v1::MemberInfo> Replicator::Members() const {
+  return storage_->Members();
 }
 
 Replicator::Standing Replicator::GetStanding(std::string* message) const {
-  std::lock_guard<std::mutex> l(standing_mu_);
-  if (message != nullptr) *message = standing_message_;
-  return standing_;
+  std::lock_guard<std::mutex> l(status_mu_);
+  if (message != nullptr) {
+    *message = status_.reason.empty() ? std::string() : "totemkv: " + status_.reason;
+  }
+  switch (status_.role) {
+    case ::kvstore::repl::Role::kPrimary:
+      return Standing::kCurrent;
+    case ::kvstore::repl::Role::kNonPrimary:
+    case ::kvstore::repl::Role::kFailed:
+      return Standing::kNoQuorum;
+    default:
+      return Standing::kUnconfirmed;
+  }
 }
 
-void Replicator::OnDeliver(const totem::Delivery& d) {
-  // Totem I/O thread: copy and hand off, nothing else. Only kSafe messages
-  // are ever submitted; anything else is not ours and is ignored (the same
-  // way on every node).
-  if (d.guarantee != totem::Guarantee::kSafe) return;
-  Delivered item;
-  item.ring = d.config_id;
-  item.frame_seq = d.frame_seq;
-  item.payload.assign(reinterpret_cast<const char*>(d.payload.data()), d.payload.size());
-  {
-    std::lock_guard<std::mutex> l(queue_mu_);
-    queue_.push_back(std::move(item));
-  }
-  queue_cv_.notify_one();
+Status Replicator::CheckStanding() const {
+  std::string message;
+  if (GetStanding(&message) == Standing::kNoQuorum) return Unavailable(message);
+  return Status::Ok();
 }
 
 void Replicator::ApplyLoop() {
-  std::deque<Delivered> queued;
-  std::deque<Delivered> batch;
+  std::vector<::kvstore::repl::Input> inputs;
   for (;;) {
     {
       std::unique_lock<std::mutex> l(queue_mu_);
-      queue_cv_.wait(l, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
-      queued.swap(queue_);
+      queue_cv_.wait(l, [this] {
+        return stopping_ || (!queue_.empty() && node_ != nullptr) ||
+               (!outbox_.empty() && node_ != nullptr);
+      });
+      if (stopping_) return;
+      inputs.swap(queue_);
     }
-    // Deliveries up to each configuration marker form one batch; the
-    // marker is handled once everything before it is applied.
-    while (!queued.empty()) {
-      if (queued.front().marker) {
-        OnConfigurationMarker(*queued.front().marker);
-        queued.pop_front();
-        continue;
-      }
-      while (!queued.empty() && !queued.front().marker) {
-        batch.push_back(std::move(queued.front()));
-        queued.pop_front();
-      }
-      ApplyBatch(batch);
-      batch.clear();
+    if (!inputs.empty()) RunEngine(inputs);
+    inputs.clear();
+    FlushOutbox();
+    if (!outbox_.empty()) {
+      // Totem's submit queue is full: wait for room (or for more input).
+      ++submit_retries_;
+      node_->WaitWritable(std::chrono::milliseconds(20));
     }
   }
 }
 
-void Replicator::ApplyBatch(std::deque<Delivered>& batch) {
-  {
-    // Decode every delivery; ops that fail to parse are skipped by every
-    // replica alike (their origin times out).
-    struct Entry {
-      OpId id{};
-      bool mine = false;
-      int store_index = -1;  // index into ops, or -1 (barrier / undecodable)
-    };
-    std::vector<Entry> entries(batch.size());
-    std::vector<::kvstore::Op> ops;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      totemkv::kvstore::v1::Op op;
-      if (!op.ParseFromString(batch[i].payload)) {
-        ++undecodable_ops_;
-        Log("skipping an undecodable op (%zu bytes) at ring %s seq %llu", batch[i].payload.size(),
-            batch[i].ring.ToString().c_str(), static_cast<unsigned long long>(batch[i].frame_seq));
-        continue;
-      }
-      if (op.has_member_state()) {
-        OnMemberState(op.origin_node(), op.member_state());
-        continue;
-      }
-      Entry& e = entries[i];
-      e.mine = op.origin_node() == node_id_ && op.op_id().size() == e.id.size();
-      if (e.mine) std::copy(op.op_id().begin(), op.op_id().end(), e.id.begin());
-      std::optional<::kvstore::Op> converted = FromOpProto(op);
-      if (converted) {
-        e.store_index = static_cast<int>(ops.size());
-        ops.push_back(std::move(*converted));
-      }
-    }
-    std::vector<::kvstore::OpResult> results;
-    if (!ops.empty()) {
-      const ::kvstore::AppliedPosition position{batch.back().ring.ToString(),
-                                                batch.back().frame_seq};
-      StatusOr<std::vector<::kvstore::OpResult>> applied = store_->ApplyBatch(ops, position);
-      if (!applied.ok()) {
-        // A replica that cannot apply the total order must not go on
-        // serving as if it had (fail-stop).
-        Log("FATAL: applying a batch of %zu ops failed: %s", ops.size(),
-            applied.status().ToString().c_str());
-        std::abort();
-      }
-      results = std::move(*applied);
-      applied_ops_ += ops.size();
-      ++batches_applied_;
-      for (const ::kvstore::OpResult& r : results) {
-        if (r.duplicate) ++duplicates_applied_;
-      }
-      std::lock_guard<std::mutex> l(observers_mu_);
-      for (const ApplyObserver& o : apply_observers_) o(ops, results);
-    }
-    applied_seq_ = batch.back().frame_seq;
-    const int64_t revision = store_->CurrentRevision();
-    {
-      std::lock_guard<std::mutex> l(pending_mu_);
-      for (const Entry& e : entries) {
-        if (!e.mine) continue;
-        auto it = pending_.find(e.id);
-        if (it == pending_.end()) continue;  // timed out already
-        ::kvstore::OpResult result;
-        if (e.store_index >= 0) {
-          result = std::move(results[static_cast<size_t>(e.store_index)]);
-        } else {
-          result.revision = revision;
-        }
-        it->second->promise.set_value(std::move(result));
-        pending_.erase(it);
-      }
-    }
-    batch.clear();
+void Replicator::RunEngine(std::vector<::kvstore::repl::Input>& inputs) {
+  ::kvstore::repl::Effects fx;
+  const uint64_t installs_before = engine_->counters().snapshots_installed;
+  Status s = engine_->Step(inputs, &fx);
+  if (!s.ok()) {
+    // A replica that cannot store the total order must not go on serving
+    // as if it had (fail-stop).
+    Log("FATAL: the replication engine failed: %s", s.ToString().c_str());
+    std::abort();
   }
+  for (std::string& m : fx.send) outbox_.push_back(std::move(m));
+  applied_seq_ = engine_->meta().green;
+  if (engine_->counters().snapshots_installed != installs_before) {
+    Log("replication: this member's state was replaced by a snapshot (global index %llu)",
+        static_cast<unsigned long long>(engine_->meta().green));
+    std::lock_guard<std::mutex> l(observers_mu_);
+    for (const ResetObserver& o : reset_observers_) o();
+  }
+  {
+    std::lock_guard<std::mutex> l(status_mu_);
+    status_.role = engine_->role();
+    status_.reason = engine_->reason();
+    status_.meta = engine_->meta();
+    status_.commit_index = engine_->commit_index();
+    status_.configured = engine_->configured();
+    status_.counters = engine_->counters();
+  }
+  if (fx.role_changed) {
+    Log("replication: %s%s%s (global index %llu, primary #%llu)",
+        ::kvstore::repl::RoleName(engine_->role()), engine_->reason().empty() ? "" : ": ",
+        engine_->reason().c_str(), static_cast<unsigned long long>(engine_->meta().green),
+        static_cast<unsigned long long>(engine_->meta().prim_number));
+  }
+  for (const ::kvstore::repl::Effects::Ack& a : fx.acks) {
+    std::optional<::kvstore::OpResult> result = storage_->TakeResult(a.op_id);
+    if (!result) {
+      ::kvstore::OpResult unknown;
+      unknown.status = Unavailable(
+          "etcdserver: request outcome unknown (applied, but its result is no longer kept)");
+      result = std::move(unknown);
+    }
+    Complete(a.op_id, std::move(*result));
+  }
+  for (const ::kvstore::repl::Effects::Reject& rj : fx.rejects) {
+    storage_->TakeResult(rj.op_id);
+    ++outcome_unknown_;
+    ::kvstore::OpResult failed;
+    failed.status =
+        Unavailable("totemkv: " + rj.message + "; retrying with the same op id is safe");
+    Complete(rj.op_id, std::move(failed));
+  }
+}
+
+void Replicator::FlushOutbox() {
+  while (!outbox_.empty()) {
+    const std::string& m = outbox_.front();
+    const Status s = node_->Submit(
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.data()), m.size()),
+        totem::Guarantee::kSafe);
+    if (s.code() == StatusCode::kWouldBlock) return;
+    if (!s.ok()) Log("cannot submit a replication message: %s", s.ToString().c_str());
+    outbox_.pop_front();
+  }
+}
+
+void Replicator::Complete(const OpId& id, ::kvstore::OpResult result) {
+  std::lock_guard<std::mutex> l(pending_mu_);
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;  // timed out already, or another node's client
+  it->second->promise.set_value(std::move(result));
+  pending_.erase(it);
 }
 
 Replicator::OpId Replicator::NewOpId() {
@@ -402,27 +394,51 @@ StatusOr<::kvstore::OpResult> Replicator::Propose(totemkv::kvstore::v1::Op op,
                                                   std::chrono::milliseconds timeout,
                                                   const std::string& client_op_id) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
+  ::kvstore::repl::OpRecord record;
+  if (!client_op_id.empty()) {
+    if (client_op_id.size() != record.op_id.size()) {
+      return totem::InvalidArgument("op id must be 16 bytes, got " +
+                                    std::to_string(client_op_id.size()));
+    }
+    std::copy(client_op_id.begin(), client_op_id.end(), record.op_id.begin());
+  }
+  op.set_origin_node(node_id_);
+  record.kind = ::kvstore::repl::OpKind::kData;
+  // The op id travels in the record; the payload carries it too so the
+  // store's dedup window sees it (filled in by Submit).
+  record.payload = op.SerializeAsString();
+  return Submit(std::move(record), deadline);
+}
+
+Status Replicator::ProposeMemberChange(bool add, const totemkv::kvstore::v1::MemberInfo& info,
+                                       std::chrono::milliseconds timeout) {
+  ::kvstore::repl::OpRecord record;
+  record.kind = add ? ::kvstore::repl::OpKind::kMemberAdd : ::kvstore::repl::OpKind::kMemberRemove;
+  record.member = info.id();
+  record.payload = info.SerializeAsString();
+  StatusOr<::kvstore::OpResult> r =
+      Submit(std::move(record), std::chrono::steady_clock::now() + timeout);
+  if (!r.ok()) return r.status();
+  return r->status;
+}
+
+StatusOr<::kvstore::OpResult> Replicator::Submit(::kvstore::repl::OpRecord record,
+                                                 std::chrono::steady_clock::time_point deadline) {
   if (stopped_) return Unavailable("etcdserver: server stopped");
-  if (Status standing = CheckStanding(deadline); !standing.ok()) {
+  if (Status standing = CheckStanding(); !standing.ok()) {
     ++proposals_failed_;
     return standing;
   }
-  OpId id{};
-  if (!client_op_id.empty() && client_op_id.size() != id.size()) {
-    return totem::InvalidArgument("op id must be 16 bytes, got " +
-                                  std::to_string(client_op_id.size()));
-  }
+  const bool client_chosen = record.op_id != OpId{};
   std::shared_ptr<Pending> pending;
   {
     std::lock_guard<std::mutex> l(pending_mu_);
-    if (!client_op_id.empty()) {
-      std::copy(client_op_id.begin(), client_op_id.end(), id.begin());
-    } else {
+    if (!client_chosen) {
       do {
-        id = NewOpId();
-      } while (pending_.count(id) != 0);
+        record.op_id = NewOpId();
+      } while (pending_.count(record.op_id) != 0);
     }
-    std::shared_ptr<Pending>& slot = pending_[id];
+    std::shared_ptr<Pending>& slot = pending_[record.op_id];
     if (slot == nullptr) {
       slot = std::make_shared<Pending>();
       slot->future = slot->promise.get_future().share();
@@ -430,11 +446,18 @@ StatusOr<::kvstore::OpResult> Replicator::Propose(totemkv::kvstore::v1::Op op,
     pending = slot;
     ++pending->waiters;
   }
+  const OpId id = record.op_id;
   ++ops_proposed_;
   std::shared_future<::kvstore::OpResult> done = pending->future;
-  op.set_op_id(std::string(id.begin(), id.end()));
-  op.set_origin_node(node_id_);
-  const std::string bytes = op.SerializeAsString();
+  record.origin = node_id_;
+  if (record.kind == ::kvstore::repl::OpKind::kData) {
+    totemkv::kvstore::v1::Op op;
+    if (op.ParseFromString(record.payload)) {
+      op.set_op_id(std::string(id.begin(), id.end()));
+      record.payload = op.SerializeAsString();
+    }
+  }
+  const std::string bytes = ::kvstore::repl::Engine::EncodeOp(record);
   const std::span<const uint8_t> data(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   for (;;) {
     Status s = node_->Submit(data, totem::Guarantee::kSafe);
@@ -461,7 +484,10 @@ StatusOr<::kvstore::OpResult> Replicator::Propose(totemkv::kvstore::v1::Op op,
     Fail(id, pending);
     // Completed between the timeout and the erase: take the result.
     if (done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-      return Unavailable("etcdserver: request timed out");
+      std::string standing;
+      GetStanding(&standing);
+      return Unavailable("etcdserver: request timed out" +
+                         (standing.empty() ? std::string() : " (" + standing + ")"));
     }
   }
   ::kvstore::OpResult result = done.get();

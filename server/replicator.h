@@ -1,23 +1,26 @@
 // Replicator: the write path of totemkvd between the gRPC services and the
-// state machine (ARCHITECTURE.md §1). It owns the Totem node and the
-// MvccStore:
-//  - Propose() stamps an Op envelope with a fresh random 16-byte op id and
-//    this node as origin, submits it with Guarantee::kSafe (retrying on
-//    kWouldBlock within the deadline), and waits for its local apply.
-//  - The Totem I/O thread only copies each safe delivery into a queue; one
-//    apply thread drains the queue, groups everything queued into ONE
-//    MvccStore::ApplyBatch (with the applied position = ring id + frame
-//    seq of the last delivery), then completes the origin's waiting calls
-//    by op id.
+// state machine (ARCHITECTURE.md §1). It owns the Totem node, the
+// replication engine and the MvccStore (through ReplicatedStorage):
+//  - Propose() wraps an Op envelope in an engine op record with a 16-byte
+//    op id (the client's, or fresh random) and this node as origin,
+//    submits it with Guarantee::kSafe (retrying on kWouldBlock within the
+//    deadline), and waits for the engine to acknowledge or reject it.
+//  - The Totem I/O thread only copies each safe delivery and configuration
+//    event into a queue; one apply thread drains the queue into ONE engine
+//    step (so green ops delivered together are applied in ONE WriteBatch),
+//    submits the engine's messages, and completes waiting calls by op id.
 //  - ReadBarrier() gives linearizable reads: it proposes a Barrier op and
-//    returns once it is applied locally. Concurrent readers share one: a
+//    returns once it is acknowledged. Concurrent readers share one: a
 //    group stays open while the previous barrier is in flight, and every
 //    reader that joined it is answered by the one barrier submitted after
 //    they all arrived.
-// This step applies EVERY safe-delivered op in delivery order, including
-// those delivered in a transitional configuration; primary-component
-// logic (green/yellow/red ops, refusing writes in a minority) is the next
-// issue.
+// What is applied, and when a client is answered, is decided by the
+// replication engine (kvstore/replication.h): only a primary component
+// applies ops; an op is acknowledged once a majority of the configured
+// members applied it durably; laggards, restarted and wiped members are
+// brought up to date by the state exchange. The apply thread feeds the
+// engine every delivery and configuration in order and carries out its
+// effects (multicasts, answers).
 #ifndef TOTEMKV_SERVER_REPLICATOR_H_
 #define TOTEMKV_SERVER_REPLICATOR_H_
 
@@ -40,6 +43,8 @@
 
 #include "kvstore/mvcc_store.h"
 #include "kvstore/ops.pb.h"
+#include "kvstore/replication.h"
+#include "replicated_storage.h"
 #include "server_config.h"
 #include "totem/node.h"
 
@@ -55,10 +60,13 @@ class Replicator {
   Replicator(const Replicator&) = delete;
   Replicator& operator=(const Replicator&) = delete;
 
-  // Proposes `op` (body set by the caller) and waits until it is applied
-  // here. Returns the op's result (its own failure in result.status), or
-  // UNAVAILABLE if it could not be submitted / applied within `timeout`
-  // (the op may still be applied later), or INVALID_ARGUMENT if too large.
+  // Proposes `op` (body set by the caller) and waits until a majority of
+  // the configured members applied it durably (applied here too). Returns
+  // the op's result (its own failure in result.status); UNAVAILABLE if this
+  // member is not in the primary component (the reason named), or the
+  // outcome is unknown (the configuration changed under it), or it was not
+  // acknowledged within `timeout` (it may still be applied later);
+  // INVALID_ARGUMENT if too large.
   // `client_op_id`: 16 bytes chosen by the client (a retried request
   // carries the same id, and the store applies it at most once); empty =
   // a fresh random id. Concurrent calls with the same id share one result.
@@ -72,6 +80,12 @@ class Replicator {
   using ApplyObserver = std::function<void(const std::vector<::kvstore::Op>& ops,
                                            const std::vector<::kvstore::OpResult>& results)>;
   void AddApplyObserver(ApplyObserver observer);
+
+  // Called on the apply thread after this member's whole state was
+  // replaced by a snapshot from another member (state transfer): derived
+  // state (watchers' positions, lease timers) must be rebuilt.
+  using ResetObserver = std::function<void()>;
+  void AddResetObserver(ResetObserver observer);
 
   // Called on the Totem I/O thread for every configuration event (after it
   // is recorded in ConfigurationHistory()). Must not block.
@@ -104,49 +118,49 @@ class Replicator {
   }
   totem::ConfigurationView Configuration() const { return node_->CurrentConfiguration(); }
   totem::RingStatus GetRingStatus() const { return node_->GetRingStatus(); }
+  // The index of the last applied op in the global order (the same op
+  // has the same index on every member).
   uint64_t applied_seq() const { return applied_seq_.load(); }
   uint64_t applied_ops() const { return applied_ops_.load(); }
   totem::NodeId node_id() const { return node_id_; }
 
-  // Whether this member may serve writes and linearizable reads, decided
-  // at every regular configuration (a first step towards the primary
-  // component of the next issue):
-  //  - kUnconfirmed: starting, or back in a majority after a minority;
-  //    waiting for the member-state exchange. Propose waits (within its
-  //    deadline) for it to end.
-  //  - kCurrent: the configuration holds a majority of the configured
-  //    members (--initial-cluster) and, when every member's MemberState
-  //    announcement was delivered, none had applied more writes than this
-  //    member at the configuration boundary.
-  //  - kNoQuorum: the configuration holds no majority: refuse.
-  //  - kBehind: a member of its configuration had applied more writes
-  //    (this member restarted after missing some, or was cut off): refuse
-  //    until caught up. Sticky: catching up is the next issue's state
-  //    transfer. Serializable reads are still served (they may be stale).
-  // Refusals are UNAVAILABLE with a message naming the reason.
+  // Whether this member may serve writes and linearizable reads:
+  //  - kUnconfirmed: starting, or a configuration change / state exchange
+  //    is under way; proposals are submitted and wait (the engine buffers
+  //    them until the primary is installed).
+  //  - kCurrent: member of the installed primary component.
+  //  - kNoQuorum: the configuration is not primary (no majority of the
+  //    configured members with data): refuse with UNAVAILABLE naming the
+  //    reason, e.g. "totemkv: no quorum: 2 of 5 members reachable".
+  //  - kBehind: unused since the engine catches members up (kept for the
+  //    admin API's vocabulary).
+  // Serializable reads are served in every state (they may be stale).
   enum class Standing { kUnconfirmed, kCurrent, kNoQuorum, kBehind };
   Standing GetStanding(std::string* message) const;
+
+  // The engine's view, for operators (admin service, Maintenance.Status).
+  struct ReplicationStatus {
+    ::kvstore::repl::Role role = ::kvstore::repl::Role::kStarting;
+    std::string reason;
+    ::kvstore::repl::Meta meta;
+    uint64_t commit_index = 0;
+    std::vector<totem::NodeId> configured;
+    ::kvstore::repl::EngineCounters counters;
+  };
+  ReplicationStatus Replication() const;
+
+  // The configured members (replicated; --initial-cluster until changed).
+  std::vector<totemkv::kvstore::v1::MemberInfo> Members() const;
+  // Orders a membership change (add: `info` with a new id; remove: the
+  // id) and waits until it is acknowledged like any write.
+  totem::Status ProposeMemberChange(bool add, const totemkv::kvstore::v1::MemberInfo& info,
+                                    std::chrono::milliseconds timeout);
 
   // Stops the node and the apply thread; waiting calls get UNAVAILABLE.
   void Stop();
 
  private:
-  using OpId = std::array<uint8_t, 16>;
-  struct Delivered {
-    totem::RingId ring;
-    uint64_t frame_seq = 0;
-    std::string payload;
-    // Set for a regular configuration's place in the delivery order.
-    std::optional<totem::ConfigurationEvent> marker;
-  };
-  // The member-state exchange of the current regular configuration.
-  struct Exchange {
-    totem::RingId ring;
-    std::vector<totem::NodeId> members;
-    uint64_t my_writes = 0;
-    std::map<totem::NodeId, uint64_t> writes;  // announcements delivered
-    bool open = false;
-  };
+  using OpId = ::kvstore::repl::OpId;
   // One entry per op id in flight from this node; `waiters` calls share it.
   struct Pending {
     std::promise<::kvstore::OpResult> promise;
@@ -158,26 +172,32 @@ class Replicator {
     std::shared_future<totem::Status> future;
   };
 
-  Replicator(totem::NodeId node_id, std::unique_ptr<::kvstore::MvccStore> store);
+  Replicator(totem::NodeId node_id, std::unique_ptr<ReplicatedStorage> storage);
   void OnDeliver(const totem::Delivery& d);
   void OnConfiguration(const totem::ConfigurationEvent& e);
+  void Enqueue(::kvstore::repl::Input input);
   void ApplyLoop();
-  void ApplyBatch(std::deque<Delivered>& batch);
-  void OnConfigurationMarker(const totem::ConfigurationEvent& e);
-  void OnMemberState(totem::NodeId from, const totemkv::kvstore::v1::MemberState& state);
-  totem::Status CheckStanding(std::chrono::steady_clock::time_point deadline) const;
+  void RunEngine(std::vector<::kvstore::repl::Input>& inputs);
+  void FlushOutbox();
+  void Complete(const OpId& id, ::kvstore::OpResult result);
+  totem::StatusOr<::kvstore::OpResult> Submit(::kvstore::repl::OpRecord record,
+                                              std::chrono::steady_clock::time_point deadline);
+  totem::Status CheckStanding() const;
   OpId NewOpId();
   void Fail(const OpId& id, const std::shared_ptr<Pending>& pending);
 
   const totem::NodeId node_id_;
-  std::unique_ptr<::kvstore::MvccStore> store_;
+  std::shared_ptr<::kvstore::MvccStore> store_;
+  std::unique_ptr<ReplicatedStorage> storage_;
+  std::unique_ptr<::kvstore::repl::Engine> engine_;  // apply thread only
   std::unique_ptr<totem::Node> node_;
 
   mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
-  std::deque<Delivered> queue_;
+  std::vector<::kvstore::repl::Input> queue_;
   bool stopping_ = false;
   std::thread apply_thread_;
+  std::deque<std::string> outbox_;  // apply thread only: engine messages not yet submitted
 
   mutable std::mutex pending_mu_;
   std::map<OpId, std::shared_ptr<Pending>> pending_;
@@ -191,24 +211,22 @@ class Replicator {
   std::mutex observers_mu_;  // guards both observer lists
   std::vector<ApplyObserver> apply_observers_;
   std::vector<ConfigurationObserver> configuration_observers_;
+  std::vector<ResetObserver> reset_observers_;
 
   mutable std::mutex history_mu_;
   std::deque<ConfigurationRecord> history_;
   uint64_t history_dropped_ = 0;
 
-  std::vector<ClusterMember> cluster_;  // the configured members
-  mutable std::mutex standing_mu_;
-  mutable std::condition_variable standing_cv_;
-  Standing standing_ = Standing::kUnconfirmed;
-  std::string standing_message_ = "totemkv: this member has not confirmed it is up to date yet";
-  Exchange exchange_;
+  mutable std::mutex status_mu_;  // a copy of the engine's state after each step
+  ReplicationStatus status_;
 
   std::atomic<uint64_t> ops_proposed_{0};
   std::atomic<uint64_t> proposals_failed_{0};
   std::atomic<uint64_t> duplicates_applied_{0};
   std::atomic<uint64_t> batches_applied_{0};
   std::atomic<uint64_t> barriers_proposed_{0};
-  std::atomic<uint64_t> undecodable_ops_{0};
+  std::atomic<uint64_t> outcome_unknown_{0};
+  std::atomic<uint64_t> submit_retries_{0};
   std::atomic<uint64_t> applied_seq_{0};
   std::atomic<uint64_t> applied_ops_{0};
   std::atomic<bool> stopped_{false};

@@ -41,7 +41,8 @@ const std::vector<FlagSpec>& Flags() {
       {"name", "NAME", "member name (default: default)"},
       {"data-dir", "DIR", "data folder (default: ./NAME.totemkv)"},
       {"listen-client-urls", "URL,...",
-       "gRPC (etcd v3 API + admin) listen URLs, http://HOST:PORT\n"
+       "gRPC (etcd v3 API + admin) listen URLs, http://HOST:PORT or\n"
+       "unix://PATH (a Unix socket)\n"
        "(default: http://127.0.0.1:2379)"},
       {"initial-cluster", "LIST",
        "NAME=ID@HOST:PORT,... : every member's name, Totem node id and\n"
@@ -54,6 +55,9 @@ const std::vector<FlagSpec>& Flags() {
        "generated in DIR for one"},
       {"sync", "BOOL", "fsync once per applied batch (default: true)"},
       {"max-watches", "N", "watches open on this member at once (default: 10000)"},
+      {"replication-log-ops", "N",
+       "ops kept in the op log for catching members up; a member further\n"
+       "behind is rebuilt from a snapshot (default: 50000)"},
       {"watch-progress-notify-interval-ms", "MS",
        "progress notifications to watches that asked for them (default:\n"
        "600000, etcd's 10 minutes)"},
@@ -316,9 +320,22 @@ StatusOr<std::vector<ClusterMember>> ParseInitialCluster(const std::string& text
 }
 
 StatusOr<std::string> ClientUrlToAddress(const std::string& url) {
+  constexpr std::string_view kUnix = "unix://";
+  if (url.rfind(kUnix, 0) == 0) {
+    // As etcd: everything after the scheme is the socket path, so
+    // unix:///run/x.sock is absolute and unix://x.sock relative.
+    const std::string path = url.substr(kUnix.size());
+    // sun_path holds 108 bytes including the terminating NUL.
+    if (path.empty() || path.size() > 107 || path.find('\0') != std::string::npos) {
+      return InvalidArgument("client URL '" + url +
+                             "': want unix://PATH with a socket path of 1 to 107 bytes");
+    }
+    return "unix:" + path;
+  }
   constexpr std::string_view kScheme = "http://";
   if (url.rfind(kScheme, 0) != 0) {
-    return InvalidArgument("client URL '" + url + "': only http:// (plaintext gRPC) is supported");
+    return InvalidArgument("client URL '" + url +
+                           "': only http:// (plaintext gRPC) and unix:// are supported");
   }
   std::string rest = url.substr(kScheme.size());
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
@@ -517,6 +534,11 @@ StatusOr<ServerConfig> ParseConfig(const ConfigSources& sources) {
   get("data-dir", &c.data_dir);
   get("key-file", &c.key_file);
   if (get("sync", &value) && !ParseBool(value, &c.sync)) return bad("sync", "want true or false");
+  if (get("replication-log-ops", &value) &&
+      (!ParseUnsigned<uint64_t>(value, 1000000000, &c.replication_log_ops) ||
+       c.replication_log_ops == 0)) {
+    return bad("replication-log-ops", "want an integer in [1, 1000000000]");
+  }
   if (get("max-watches", &value) &&
       (!ParseUnsigned<size_t>(value, 100000000, &c.max_watches) || c.max_watches == 0)) {
     return bad("max-watches", "want an integer in [1, 100000000]");

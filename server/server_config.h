@@ -81,6 +81,7 @@ struct ServerConfig {
   bool sync = true;
   // Watch service (server/watch_hub.h).
   size_t max_watches = 10000;
+  uint64_t replication_log_ops = 50000;  // op log retention (ops)
   uint64_t watch_progress_notify_interval_ms = 10 * 60 * 1000;
   std::string config_file;  // the file read, if any
   TotemOptions totem;
@@ -133,7 +134,9 @@ bool HoldsMajority(const std::vector<totem::NodeId>& members,
 // Parses `NAME=ID@HOST:PORT,...`.
 totem::StatusOr<std::vector<ClusterMember>> ParseInitialCluster(const std::string& text);
 
-// "http://127.0.0.1:2379" -> "127.0.0.1:2379". Only http (plaintext).
+// "http://127.0.0.1:2379" -> "127.0.0.1:2379" (only plaintext http), and
+// "unix:///run/a.sock" -> "unix:/run/a.sock" (a Unix socket; the path is
+// everything after "unix://", as etcd reads it). InvalidArgument otherwise.
 totem::StatusOr<std::string> ClientUrlToAddress(const std::string& url);
 
 // The usage text printed for --help and after a flag error.

@@ -110,6 +110,19 @@ void WatchHub::OnEvents(const std::vector<Event>& events, int64_t revision) {
   }
 }
 
+void WatchHub::Resync(int64_t revision) {
+  std::lock_guard<std::mutex> lock(mu_);
+  revision_ = std::max(revision_, revision);
+  for (Stream* stream : streams_) {
+    for (auto& [id, w] : stream->watchers_) {
+      w->queue.clear();
+      w->overflowed = true;
+      w->synced = false;
+    }
+    stream->cv_.notify_all();
+  }
+}
+
 std::shared_ptr<WatchHub::Stream> WatchHub::OpenStream() {
   std::shared_ptr<Stream> stream(new Stream(this));
   std::lock_guard<std::mutex> lock(mu_);

@@ -128,6 +128,12 @@ class WatchHub {
   // the store revision after it.
   void OnEvents(const std::vector<::kvstore::Event>& events, int64_t revision);
 
+  // The store's state was replaced (a snapshot installed by state
+  // transfer): no events were reported for the change, so every watcher
+  // catches up from History from the first revision it has not been sent
+  // (or is canceled as compacted), exactly like a slow consumer.
+  void Resync(int64_t revision);
+
   // A new stream (one per gRPC Watch call).
   std::shared_ptr<Stream> OpenStream();
 

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "evs_log_checker.h"
+#include "net_lab.h"
 #include "test_util.h"
 
 namespace totem {
@@ -364,148 +365,10 @@ TEST(MembershipProcess, FiveNodes_KillOne_SurvivorsReform_RestartRejoins_RingSeq
   ExpectEvs(cluster);
 }
 
-// ---------------------------------------------------------------------------
-// Network namespaces: one per node plus a hub holding a bridge; each node's
-// namespace has a veth into the hub with an address that exists only there.
-
-std::string IpBinary() {
-  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"}) {
-    if (::access(p, X_OK) == 0) return p;
-  }
-  return "ip";
-}
-
-std::string IptablesBinary() {
-  for (const char* p : {"/usr/sbin/iptables", "/sbin/iptables", "/usr/bin/iptables"}) {
-    if (::access(p, X_OK) == 0) return p;
-  }
-  return "";
-}
-
-constexpr const char* kNamePrefix = "tkvp";
-
-class NetLab {
- public:
-  NetLab(const TempDir& dir, size_t nodes)
-      : ip_(IpBinary()), iptables_(IptablesBinary()), log_(dir.path() + "/netlab.log"), n_(nodes) {
-    tag_ = std::string(kNamePrefix) + std::to_string(::getpid());
-  }
-  ~NetLab() { Destroy(); }
-  NetLab(const NetLab&) = delete;
-  NetLab& operator=(const NetLab&) = delete;
-
-  bool Create(std::string* error) {
-    RemoveStale();
-    if (iptables_.empty()) {
-      *error = "iptables is not installed (scripts/setup.sh installs it)";
-      return false;
-    }
-    if (!Run({ip_, "netns", "add", Hub()}, error)) return false;
-    created_.push_back(Hub());
-    if (!Run({ip_, "-n", Hub(), "link", "add", "br0", "type", "bridge"}, error) ||
-        !Run({ip_, "-n", Hub(), "link", "set", "br0", "up"}, error)) {
-      return false;
-    }
-    for (size_t i = 0; i < n_; ++i) {
-      const std::string ns = Node(i);
-      const std::string veth = "v" + std::to_string(i + 1);
-      if (!Run({ip_, "netns", "add", ns}, error)) return false;
-      created_.push_back(ns);
-      if (!Run({ip_, "-n", ns, "link", "set", "lo", "up"}, error) ||
-          !Run({ip_, "-n", Hub(), "link", "add", veth, "type", "veth", "peer", "name", "eth0",
-                "netns", ns},
-               error) ||
-          !Run({ip_, "-n", Hub(), "link", "set", veth, "master", "br0"}, error) ||
-          !Run({ip_, "-n", Hub(), "link", "set", veth, "up"}, error) ||
-          !Run({ip_, "-n", ns, "addr", "add", Address(i) + "/24", "dev", "eth0"}, error) ||
-          !Run({ip_, "-n", ns, "link", "set", "eth0", "up"}, error)) {
-        return false;
-      }
-    }
-    return true;
-  }
-
-  // Drops every packet between the two groups (0-based node indexes), in
-  // both directions, with iptables inside each node's namespace.
-  bool Partition(const std::vector<size_t>& a, const std::vector<size_t>& b, std::string* error) {
-    auto block = [&](size_t from, size_t to) {
-      return Run(Exec(from, {iptables_, "-w", "-A", "INPUT", "-s", Address(to), "-j", "DROP"}),
-                 error) &&
-             Run(Exec(from, {iptables_, "-w", "-A", "OUTPUT", "-d", Address(to), "-j", "DROP"}),
-                 error);
-    };
-    for (size_t x : a) {
-      for (size_t y : b) {
-        if (!block(x, y) || !block(y, x)) return false;
-      }
-    }
-    return true;
-  }
-
-  bool Heal(std::string* error) {
-    for (size_t i = 0; i < n_; ++i) {
-      if (!Run(Exec(i, {iptables_, "-w", "-F"}), error)) return false;
-    }
-    return true;
-  }
-
-  std::string Address(size_t i) const { return "10.77.0." + std::to_string(i + 1); }
-  std::vector<std::string> ExecPrefix(size_t i) const { return {ip_, "netns", "exec", Node(i)}; }
-
- private:
-  std::string Hub() const { return tag_ + "-hub"; }
-  std::string Node(size_t i) const { return tag_ + "-n" + std::to_string(i + 1); }
-  std::vector<std::string> Exec(size_t i, std::vector<std::string> cmd) const {
-    std::vector<std::string> argv = ExecPrefix(i);
-    argv.insert(argv.end(), cmd.begin(), cmd.end());
-    return argv;
-  }
-
-  bool Run(const std::vector<std::string>& argv, std::string* error) {
-    if (RunCommand(argv, log_) == 0) return true;
-    std::string cmd;
-    for (const std::string& a : argv) cmd += " " + a;
-    *error = "failed:" + cmd + ": " + ReadFile(log_);
-    return false;
-  }
-
-  void Destroy() {
-    for (auto it = created_.rbegin(); it != created_.rend(); ++it) {
-      RunCommand({ip_, "netns", "del", *it}, log_ + ".del");
-    }
-    created_.clear();
-  }
-
-  // Namespaces left behind by an earlier run of this test that was killed
-  // (its process no longer exists).
-  void RemoveStale() {
-    const std::string list = log_ + ".list";
-    if (RunCommand({ip_, "netns", "list"}, list) != 0) return;
-    std::istringstream in(ReadFile(list));
-    std::string line;
-    while (std::getline(in, line)) {
-      const std::string name = line.substr(0, line.find(' '));
-      if (name.rfind(kNamePrefix, 0) != 0) continue;
-      const std::string pid = name.substr(std::string(kNamePrefix).size(),
-                                          name.find('-') - std::string(kNamePrefix).size());
-      if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
-      if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0) continue;  // still running
-      RunCommand({ip_, "netns", "del", name}, log_ + ".del");
-    }
-  }
-
-  std::string ip_;
-  std::string iptables_;
-  std::string log_;
-  size_t n_;
-  std::string tag_;
-  std::vector<std::string> created_;
-};
-
 TEST(MembershipProcess, FiveNodes_Partition3And2_BothSidesWork_HealMerges_EvsChecked) {
   TempDir dir;
   ASSERT_FALSE(dir.path().empty());
-  NetLab lab(dir, 5);  // declared before the cluster: its processes die first
+  testing::NetLab lab(dir, 5);  // declared before the cluster: its processes die first
   std::string error;
   if (!lab.Create(&error)) {
     const char* skip = std::getenv("TOTEMKV_SKIP_NETNS");

@@ -69,6 +69,23 @@ TEST(ServerConfigTest, ErrorsNameTheProblem) {
       std::string::npos);
 }
 
+TEST(ServerConfigTest, ClientUrlToAddress_HttpAndUnixSockets) {
+  EXPECT_EQ(ClientUrlToAddress("http://127.0.0.1:2379").value(), "127.0.0.1:2379");
+  EXPECT_EQ(ClientUrlToAddress("http://127.0.0.1:2379/").value(), "127.0.0.1:2379");
+  // etcd's reading: the path is everything after "unix://".
+  EXPECT_EQ(ClientUrlToAddress("unix:///tmp/d/n1.sock").value(), "unix:/tmp/d/n1.sock");
+  EXPECT_EQ(ClientUrlToAddress("unix://n1.sock").value(), "unix:n1.sock");
+  EXPECT_FALSE(ClientUrlToAddress("unix://").ok());
+  EXPECT_NE(ClientUrlToAddress("unix:///" + std::string(200, 'a'))
+                .status()
+                .message()
+                .find("1 to 107 bytes"),
+            std::string::npos);
+  EXPECT_NE(ClientUrlToAddress("https://127.0.0.1:1").status().message().find("unix://"),
+            std::string::npos);
+  EXPECT_FALSE(ClientUrlToAddress("http://127.0.0.1").ok());
+}
+
 TEST(ServerConfigTest, WatchSettings) {
   totem::StatusOr<ServerConfig> d = ParseFlags({});
   ASSERT_TRUE(d.ok());
