@@ -51,9 +51,17 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace totem::bench {
 
 namespace {
+
+using totemkv::bench::LoadAverage1;
+using totemkv::bench::SelfDir;
+using totemkv::bench::Stats;
+using totemkv::bench::Summarize;
+using totemkv::bench::WaitUntil;
 
 struct FailoverOptions {
   uint32_t nodes = 5;
@@ -85,14 +93,6 @@ void PrintUsage() {
                "  --node-bin PATH          totem-node (default: next to totem-bench)\n"
                "  --keygen-bin PATH        totem-keygen (default: next to totem-bench)\n"
                "  --keep                   keep the work directory (outputs, state files)\n");
-}
-
-std::string SelfDir() {
-  char buf[4096];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0) return ".";
-  std::string path(buf, static_cast<size_t>(n));
-  return path.substr(0, path.rfind('/'));
 }
 
 std::optional<FailoverOptions> ParseFailoverOptions(int argc, char** argv) {
@@ -178,16 +178,6 @@ std::string ReadWholeFile(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// Polls `condition` every 2 ms until it holds or `timeout` passes.
-bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (condition()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
 }
 
 // A child process with stdout and stderr in a file.
@@ -481,28 +471,6 @@ std::vector<uint32_t> Indexes(const std::vector<uint32_t>& ids) {
   return v;
 }
 
-struct Stats {
-  double min = 0, median = 0, max = 0;
-};
-Stats Summarize(std::vector<double> v) {
-  Stats s;
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  s.min = v.front();
-  s.max = v.back();
-  s.median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-  return s;
-}
-
-double LoadAverage() {
-  std::FILE* f = std::fopen("/proc/loadavg", "r");
-  if (f == nullptr) return -1;
-  double load = -1;
-  if (std::fscanf(f, "%lf", &load) != 1) load = -1;
-  std::fclose(f);
-  return load;
-}
-
 }  // namespace
 
 int RunFailoverBench(int argc, char** argv) {
@@ -520,7 +488,7 @@ int RunFailoverBench(int argc, char** argv) {
       "failover: %u totem-node processes on 127.0.0.1, %llu msgs/s each (%llu B), "
       "token_timeout_us=%s, load average %.2f, work dir %s\n",
       o.nodes, static_cast<unsigned long long>(o.rate), static_cast<unsigned long long>(o.size),
-      o.token_timeout_us ? std::to_string(o.token_timeout_us).c_str() : "default", LoadAverage(),
+      o.token_timeout_us ? std::to_string(o.token_timeout_us).c_str() : "default", LoadAverage1(),
       dir.c_str());
   std::fflush(stdout);
 

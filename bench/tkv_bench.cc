@@ -22,7 +22,8 @@
 // get-serializable 1 and 64, mixed 64) and ends with a Markdown table.
 // Output: human-readable lines plus one "RESULT ..." line per run; -w json
 // prints one JSON object per run instead. --counters adds, for totemkvd,
-// every node's admin counters that changed during the run. See
+// every node's admin counters that changed during the run. --failover runs
+// the kill -9 failover benchmark instead (tkv_failover.cc). See
 // bench/README.md.
 #include <grpcpp/grpcpp.h>
 
@@ -47,6 +48,8 @@
 
 #include "admin/admin.grpc.pb.h"
 #include "etcd/rpc.grpc.pb.h"
+#include "grpc_code_name.h"
+#include "tkv_failover.h"
 
 namespace totemkv::bench {
 namespace {
@@ -132,7 +135,9 @@ void PrintUsage() {
       "  --label NAME          name of the system under test in the output (default server)\n"
       "  --counters            totemkvd only: print each node's admin counters that changed\n"
       "                        during each run (Admin.GetCounters; text output only)\n"
-      "  -w json               one JSON object per run on stdout instead of text\n");
+      "  -w json               one JSON object per run on stdout instead of text\n"
+      "  --failover            kill -9 failover benchmark instead (spawns its own totemkvd\n"
+      "                        and etcd clusters): see tkv-bench --failover --help\n");
 }
 
 bool ParseUint(const std::string& s, uint64_t min, uint64_t max, uint64_t* out) {
@@ -252,7 +257,7 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
       return fail("unknown option " + flag);
     }
   }
-  if (o.endpoints.empty()) return fail("--endpoints is required");
+  if (o.endpoints.empty()) return fail("--endpoints is required (or --failover)");
   if (o.ops > 0 && duration_given) return fail("give --duration or --ops, not both");
   return o;
 }
@@ -322,47 +327,6 @@ class Connections {
   std::vector<std::string> channel_endpoints_;  // parallel to channels_
   std::vector<std::vector<std::unique_ptr<etcdserverpb::KV::Stub>>> stubs_;
 };
-
-const char* CodeName(grpc::StatusCode c) {
-  switch (c) {
-    case grpc::OK:
-      return "OK";
-    case grpc::CANCELLED:
-      return "CANCELLED";
-    case grpc::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::ABORTED:
-      return "ABORTED";
-    case grpc::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::INTERNAL:
-      return "INTERNAL";
-    case grpc::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "CODE_UNKNOWN";
-  }
-}
 
 // What one client thread collected.
 struct ClientResult {
@@ -780,6 +744,9 @@ void PrintMarkdownTable(const std::vector<RunResult>& rows) {
 }
 
 int Main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--failover") return RunTkvFailover(argc, argv);
+  }
   const std::optional<Options> parsed = ParseOptions(argc, argv);
   if (!parsed) return 2;
   const Options& o = *parsed;

@@ -1,0 +1,61 @@
+// Small helpers shared by the benchmark drivers (totem-bench --failover,
+// tkv-bench --failover): where the binary lives, polling with a deadline,
+// min/median/max, the load average.
+#ifndef TOTEMKV_BENCH_BENCH_UTIL_H_
+#define TOTEMKV_BENCH_BENCH_UTIL_H_
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace totemkv::bench {
+
+// The directory of the running executable ("." if unknown).
+inline std::string SelfDir() {
+  char buf[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  std::string path(buf, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/'));
+}
+
+// Polls `condition` every 2 ms until it holds or `timeout` passes.
+inline bool WaitUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+struct Stats {
+  double min = 0, median = 0, max = 0;
+};
+inline Stats Summarize(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  s.min = v.front();
+  s.max = v.back();
+  s.median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  return s;
+}
+
+// The 1-minute load average (-1 if unknown): printed next to timings.
+inline double LoadAverage1() {
+  std::ifstream in("/proc/loadavg");
+  double v = -1;
+  in >> v;
+  return v;
+}
+
+}  // namespace totemkv::bench
+
+#endif  // TOTEMKV_BENCH_BENCH_UTIL_H_
