@@ -12,24 +12,13 @@
 #include <vector>
 
 #include "kvstore/mvcc_store.h"
+#include "store_test_util.h"
 
 namespace kvstore {
 namespace {
 
-Op MakeOp(decltype(Op::request) request, uint8_t id = 0) {
-  Op op;
-  op.request = std::move(request);
-  if (id != 0) op.op_id[15] = id;
-  return op;
-}
-
-PutRequest Put(std::string key, std::string value, int64_t lease = 0) {
-  PutRequest p;
-  p.key = std::move(key);
-  p.value = std::move(value);
-  p.lease = lease;
-  return p;
-}
+using testing::MakeOp;
+using testing::Put;
 
 RangeRequest All() {
   RangeRequest r;

@@ -13,6 +13,8 @@
 #include <ostream>
 #include <random>
 
+#include "store_test_util.h"
+
 namespace kvstore {
 
 void PrintTo(const KeyValue& kv, std::ostream* os) {
@@ -22,20 +24,8 @@ void PrintTo(const KeyValue& kv, std::ostream* os) {
 
 namespace {
 
-Op MakeOp(decltype(Op::request) request, uint8_t id = 0) {
-  Op op;
-  op.request = std::move(request);
-  if (id != 0) op.op_id[15] = id;
-  return op;
-}
-
-PutRequest Put(std::string key, std::string value, int64_t lease = 0) {
-  PutRequest p;
-  p.key = std::move(key);
-  p.value = std::move(value);
-  p.lease = lease;
-  return p;
-}
+using testing::MakeOp;
+using testing::Put;
 
 DeleteRangeRequest Del(std::string key, std::string range_end = "", bool prev_kv = false) {
   return DeleteRangeRequest{std::move(key), std::move(range_end), prev_kv};
@@ -507,8 +497,8 @@ TEST_F(MvccStoreTest, Limits_RejectWithPreciseErrorsAndChangeNothing) {
   for (int i = 0; i < 3; ++i) {
     heavy.success.push_back(RequestOp{Put("k" + std::to_string(i), std::string(30, 'v'))});
   }
-  expect_invalid(heavy, std::string(kErrRequestTooLarge) +
-                            ": 96 bytes of keys and values, limit 64");
+  expect_invalid(heavy,
+                 std::string(kErrRequestTooLarge) + ": 96 bytes of keys and values, limit 64");
   TxnRequest nested;
   nested.failure.push_back(RequestOp{big});
   expect_invalid(nested, std::string(kErrTooManyOps) + " (limit 3 per list)");
@@ -732,11 +722,13 @@ TEST_P(MvccStoreModelTest, RandomOpsReadBackAtEveryRevision) {
         ops.push_back(MakeOp(Del(k1, k2)));
         if (any) states.push_back(next);
       } else if (dice < 8 && rev > compacted + 1) {
-        int64_t at = compacted + 1 + static_cast<int64_t>(rng() % static_cast<uint32_t>(rev - compacted));
+        int64_t at =
+            compacted + 1 + static_cast<int64_t>(rng() % static_cast<uint32_t>(rev - compacted));
         ops.push_back(MakeOp(CompactionRequest{at}));
         compacted = at;
       } else {
-        int64_t at = compacted + static_cast<int64_t>(rng() % static_cast<uint32_t>(rev - compacted + 1));
+        int64_t at =
+            compacted + static_cast<int64_t>(rng() % static_cast<uint32_t>(rev - compacted + 1));
         if (at < 1) at = 1;
         ops.push_back(MakeOp(Get("a", std::string(1, '\0'), at)));
         read_revs.resize(ops.size());
@@ -752,7 +744,8 @@ TEST_P(MvccStoreModelTest, RandomOpsReadBackAtEveryRevision) {
       }
     }
     ASSERT_EQ(store_->CurrentRevision(), static_cast<int64_t>(states.size()) - 1);
-    for (int64_t r = std::max<int64_t>(compacted, 1); r < static_cast<int64_t>(states.size()); ++r) {
+    for (int64_t r = std::max<int64_t>(compacted, 1); r < static_cast<int64_t>(states.size());
+         ++r) {
       expect_read(Read(Get("a", std::string(1, '\0'), r)), r, "committed");
     }
     if (compacted > 1) {
@@ -790,7 +783,8 @@ TEST_F(MvccStoreTest, CrashSafety_PositionAndDataSurviveAbruptExit) {
     auto s = MvccStore::Open(dir_, StoreOptions{});  // sync on
     if (!s.ok()) _exit(2);
     for (uint64_t i = 1; i <= 25; ++i) {
-      std::vector<Op> ops{MakeOp(Put("n", std::to_string(i))), MakeOp(Put("m" + std::to_string(i), "x"))};
+      std::vector<Op> ops{MakeOp(Put("n", std::to_string(i))),
+                          MakeOp(Put("m" + std::to_string(i), "x"))};
       if (!s.value()->ApplyBatch(ops, AppliedPosition{"ring", i}).ok()) _exit(3);
     }
     _exit(0);  // no destructors: the DB is never closed
@@ -808,11 +802,13 @@ TEST_F(MvccStoreTest, CrashSafety_PositionAndDataSurviveAbruptExit) {
 
 TEST_F(MvccStoreTest, History_FromRevisionPrefixPrevKvAndCallback) {
   std::vector<std::pair<std::vector<Event>, int64_t>> seen;
-  store_->SetEventCallback([&](const std::vector<Event>& ev, int64_t rev) { seen.push_back({ev, rev}); });
+  store_->SetEventCallback([&](const std::vector<Event>& ev, int64_t rev) {
+    seen.push_back({ev, rev});
+  });
   Batch({MakeOp(Put("w/a", "1")), MakeOp(Put("other", "x"))});  // 2, 3
-  Apply(Put("w/a", "2"));                                         // 4
-  Apply(Del("w/", "w0"));                                         // 5
-  Apply(Put("w/b", "3"));                                         // 6
+  Apply(Put("w/a", "2"));                                       // 4
+  Apply(Del("w/", "w0"));                                       // 5
+  Apply(Put("w/b", "3"));                                       // 6
   ASSERT_EQ(seen.size(), 4u);
   EXPECT_EQ(seen[0].first.size(), 2u);
   EXPECT_EQ(seen[0].second, 3);
