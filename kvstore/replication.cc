@@ -297,12 +297,14 @@ class Engine::Impl {
       Writer w(MsgType::kApplied);
       w.Ring(config_.id);
       w.U64(meta_.green);
-      Send(w.Take());
+      Send(w.Take(), totem::Guarantee::kAgreed);
       RecomputeCommit();
     }
   }
 
-  void Send(std::string bytes) { out_->send.push_back(std::move(bytes)); }
+  void Send(std::string bytes, totem::Guarantee g = totem::Guarantee::kSafe) {
+    out_->send.push_back({std::move(bytes), g});
+  }
 
   void Reject(const OpId& id, const std::string& message) {
     out_->rejects.push_back({id, message});

@@ -287,7 +287,7 @@ class KvApp final : public totem::sim::App {
   struct Node {
     std::unique_ptr<InMemoryStorage> disk;
     std::unique_ptr<Engine> engine;
-    std::deque<std::string> outbox;
+    std::deque<Effects::Message> outbox;
     uint32_t incarnation = 0;
     bool flush_scheduled = false;
     bool wiped = false;
@@ -356,7 +356,7 @@ class KvApp final : public totem::sim::App {
       Trace(node, std::string("kv role ") + repl::RoleName(nd.engine->role()) + " green=" +
                       std::to_string(nd.engine->meta().green) + " " + nd.engine->reason());
     }
-    for (std::string& m : fx.send) nd.outbox.push_back(std::move(m));
+    for (Effects::Message& m : fx.send) nd.outbox.push_back(std::move(m));
     if (!nd.outbox.empty() && !nd.flush_scheduled) {
       nd.flush_scheduled = true;
       ctx_->ScheduleTimer(now(), Token(kFlush, node, nd.incarnation));
@@ -372,10 +372,11 @@ class KvApp final : public totem::sim::App {
     if (nd.incarnation != incarnation || !ctx_->IsUp(node)) return;
     nd.flush_scheduled = false;
     while (!nd.outbox.empty()) {
-      const std::string& m = nd.outbox.front();
-      Status s = ctx_->Submit(
-          node, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.data()), m.size()),
-          totem::Guarantee::kSafe);
+      const Effects::Message& m = nd.outbox.front();
+      Status s = ctx_->Submit(node,
+                              std::span<const uint8_t>(
+                                  reinterpret_cast<const uint8_t*>(m.bytes.data()), m.bytes.size()),
+                              m.guarantee);
       if (s.ok()) {
         nd.outbox.pop_front();
         continue;
@@ -438,7 +439,7 @@ class KvApp final : public totem::sim::App {
       it->second.first_invoke_us = now();
     }
     waiting_at_[node][c.op_id] = c.id;
-    nd.outbox.push_back(Engine::EncodeOp(c.op));
+    nd.outbox.push_back({Engine::EncodeOp(c.op), totem::Guarantee::kSafe});
     if (!nd.flush_scheduled) {
       nd.flush_scheduled = true;
       ctx_->ScheduleTimer(now(), Token(kFlush, node, nd.incarnation));
@@ -674,10 +675,11 @@ class KvApp final : public totem::sim::App {
         }
         if (m.prim_number != 1 || !holders.empty()) {
           Fail("primary number " + std::to_string(m.prim_number) + " installed by ring " +
-               m.prim_ring.ToString() + " (node " + std::to_string(node) +
-               ") after ring " + r.ToString() +
+               m.prim_ring.ToString() + " (node " + std::to_string(node) + ") after ring " +
+               r.ToString() +
                " had installed it and acknowledged ops; nodes holding primary data outside "
-               "the new one:" + holders);
+               "the new one:" +
+               holders);
           return;
         }
         result_.amnesia = true;

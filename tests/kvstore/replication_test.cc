@@ -217,7 +217,7 @@ class Group {
     if (it == engines_.end()) return;
     Effects fx;
     ASSERT_TRUE(it->second->Step(in, &fx).ok());
-    for (std::string& s : fx.send) queue_.push_back({m, std::move(s)});
+    for (Effects::Message& s : fx.send) queue_.push_back({m, std::move(s.bytes)});
     for (const auto& a : fx.acks) acked.insert(a.op_id);
     for (const auto& r : fx.rejects) rejected.insert(r.op_id);
   }

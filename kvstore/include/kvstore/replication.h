@@ -187,18 +187,25 @@ struct Input {
 };
 
 enum class Role : uint8_t {
-  kStarting,     // no regular configuration yet
-  kExchanging,   // in a regular configuration with quorum, exchange under way
-  kPrimary,      // installed primary: serving
-  kNonPrimary,   // no quorum (or the exchange could not complete)
-  kTransition,   // transitional configuration delivered; the next one is coming
-  kFailed,       // storage failed: the replica must stop
+  kStarting,    // no regular configuration yet
+  kExchanging,  // in a regular configuration with quorum, exchange under way
+  kPrimary,     // installed primary: serving
+  kNonPrimary,  // no quorum (or the exchange could not complete)
+  kTransition,  // transitional configuration delivered; the next one is coming
+  kFailed,      // storage failed: the replica must stop
 };
 const char* RoleName(Role r);
 
 struct Effects {
-  // Messages to multicast with Totem safe delivery, in order.
-  std::vector<std::string> send;
+  // Messages to multicast, in order, each with its delivery guarantee:
+  // kSafe for everything that decides state; kAgreed for Applied reports,
+  // which only state a fact about their sender and need no more than
+  // the total order (it saves a token rotation on every acknowledgement).
+  struct Message {
+    std::string bytes;
+    totem::Guarantee guarantee = totem::Guarantee::kSafe;
+  };
+  std::vector<Message> send;
   // This node's client ops now durable at a majority: answer with the
   // result the state machine produced when applying them.
   struct Ack {
@@ -253,7 +260,9 @@ class Engine {
   // batches (one Storage::ApplyGreen per run of consecutive green ops in
   // `inputs`). Returns the storage error that made the engine kFailed.
   Status Step(std::span<const Input> inputs, Effects* out);
-  Status Step(const Input& input, Effects* out) { return Step(std::span<const Input>(&input, 1), out); }
+  Status Step(const Input& input, Effects* out) {
+    return Step(std::span<const Input>(&input, 1), out);
+  }
 
   Role role() const;
   // Why this replica does not serve writes (empty when primary), e.g.
