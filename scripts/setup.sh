@@ -17,9 +17,11 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   librocksdb-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   iproute2 iptables python3
+  openssl  # the openssl CLI: TLS test certificates (tests/server/tls_test.cc)
   etcd-server
   etcd-client
   python3-etcd3  # tests/server/python_etcd3_test.py (brings python3-grpcio, -protobuf)
+  docker-compose  # validates deploy/docker-compose.yml (tests/server/compose_*; brings python3-yaml)
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

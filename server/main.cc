@@ -1,8 +1,10 @@
 // totemkvd: the totemkv server. Parses the flags (server_config.h), opens
 // the store and joins the Totem ring (Replicator), serves the etcd v3 API
-// over plaintext gRPC, and runs until SIGINT or SIGTERM. With no flags: a
-// single-node cluster with its data in ./default.totemkv, listening on
-// 127.0.0.1:2379, with a cluster key generated in the data dir.
+// over gRPC (plaintext, or TLS on https:// URLs: client_tls.h), serves
+// Prometheus metrics with --listen-metrics-urls (metrics.h), and runs
+// until SIGINT or SIGTERM. With no flags: a single-node cluster with its
+// data in ./default.totemkv, listening on 127.0.0.1:2379, with a cluster
+// key generated in the data dir.
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <unistd.h>
@@ -14,10 +16,12 @@
 #include <vector>
 
 #include "admin_service.h"
+#include "client_tls.h"
 #include "etcd_services.h"
 #include "lease_manager.h"
 #include "lease_service.h"
 #include "log.h"
+#include "metrics.h"
 #include "replicator.h"
 #include "server_config.h"
 #include "watch_hub.h"
@@ -64,6 +68,14 @@ int Run(int argc, char** argv) {
   totem::StatusOr<std::string> key = totem::ReadKeyFile(key_file);
   if (!key.ok()) {
     Log("cannot read key file %s: %s", key_file.c_str(), key.status().ToString().c_str());
+    return 1;
+  }
+
+  // TLS files are read (and checked) before anything starts.
+  totem::StatusOr<std::vector<std::shared_ptr<grpc::ServerCredentials>>> credentials =
+      totemkv::server::ListenCredentials(config);
+  if (!credentials.ok()) {
+    Log("cannot set up TLS: %s", credentials.status().ToString().c_str());
     return 1;
   }
 
@@ -118,8 +130,14 @@ int Run(int argc, char** argv) {
   grpc::ServerBuilder builder;
   std::vector<int> ports(config.listen_addresses.size(), 0);
   for (size_t i = 0; i < config.listen_addresses.size(); ++i) {
-    builder.AddListeningPort(config.listen_addresses[i], grpc::InsecureServerCredentials(),
-                             &ports[i]);
+    builder.AddListeningPort(config.listen_addresses[i], (*credentials)[i], &ports[i]);
+  }
+  // gRPC request counts and latencies for the metrics endpoint.
+  totemkv::server::GrpcMetrics grpc_metrics;
+  {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(grpc_metrics.NewInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(creators));
   }
   // Let requests somewhat above etcd's 1.5 MiB limit through so they get
   // etcd's precise "request is too large" instead of a transport error.
@@ -156,12 +174,29 @@ int Run(int argc, char** argv) {
         t.window_size, t.max_messages, t.packing ? "true" : "false",
         config.config_file.empty() ? "-" : config.config_file.c_str());
   }
+  std::unique_ptr<totemkv::server::MetricsServer> metrics;
+  if (!config.metrics_addresses.empty()) {
+    auto started = totemkv::server::MetricsServer::Start(
+        config.metrics_addresses, [r = replicator->get(), &grpc_metrics] {
+          return totemkv::server::RenderMetrics(*r, &grpc_metrics);
+        });
+    if (!started.ok()) {
+      Log("cannot serve metrics: %s", started.status().ToString().c_str());
+      server->Shutdown();
+      (*replicator)->Stop();
+      return 1;
+    }
+    metrics = std::move(*started);
+    for (const std::string& url : config.listen_metrics_urls)
+      Log("serving metrics on %s/metrics", url.c_str());
+  }
   for (const std::string& url : config.listen_client_urls)
     Log("serving clients on %s", url.c_str());
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   Log("signal %d: shutting down", sig);
+  if (metrics != nullptr) metrics->Stop();
   watch_hub.Shutdown();  // ends the open watch streams, so Shutdown need not wait for them
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*replicator)->Stop();

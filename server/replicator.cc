@@ -139,6 +139,7 @@ void Replicator::Stop() {
 void Replicator::Enqueue(::kvstore::repl::Input input) {
   {
     std::lock_guard<std::mutex> l(queue_mu_);
+    if (queue_.empty()) queue_oldest_ = std::chrono::steady_clock::now();
     queue_.push_back(std::move(input));
   }
   queue_cv_.notify_one();
@@ -166,10 +167,7 @@ void Replicator::OnConfiguration(const totem::ConfigurationEvent& e) {
 }
 
 void Replicator::OnDeliver(const totem::Delivery& d) {
-  // Totem I/O thread: copy and hand off, nothing else. Only kSafe messages
-  // are ever submitted; anything else is not ours and is ignored (the same
-  // way on every node).
-  if (d.guarantee != totem::Guarantee::kSafe) return;
+  // Totem I/O thread: copy and hand off, nothing else.
   ::kvstore::repl::Input in;
   in.kind = ::kvstore::repl::Input::Kind::kDelivery;
   in.sender = d.sender;
@@ -280,6 +278,7 @@ Status Replicator::CheckStanding() const {
 void Replicator::ApplyLoop() {
   std::vector<::kvstore::repl::Input> inputs;
   for (;;) {
+    std::chrono::steady_clock::time_point oldest;
     {
       std::unique_lock<std::mutex> l(queue_mu_);
       queue_cv_.wait(l, [this] {
@@ -288,8 +287,12 @@ void Replicator::ApplyLoop() {
       });
       if (stopping_) return;
       inputs.swap(queue_);
+      oldest = queue_oldest_;
     }
-    if (!inputs.empty()) RunEngine(inputs);
+    if (!inputs.empty()) {
+      RunEngine(inputs);
+      apply_latency_.Observe(std::chrono::steady_clock::now() - oldest);
+    }
     inputs.clear();
     FlushOutbox();
     if (!outbox_.empty()) {
@@ -310,7 +313,7 @@ void Replicator::RunEngine(std::vector<::kvstore::repl::Input>& inputs) {
     Log("FATAL: the replication engine failed: %s", s.ToString().c_str());
     std::abort();
   }
-  for (std::string& m : fx.send) outbox_.push_back(std::move(m));
+  for (::kvstore::repl::Effects::Message& m : fx.send) outbox_.push_back(std::move(m));
   applied_seq_ = engine_->meta().green;
   if (engine_->counters().snapshots_installed != installs_before) {
     Log("replication: this member's state was replaced by a snapshot (global index %llu)",
@@ -355,10 +358,10 @@ void Replicator::RunEngine(std::vector<::kvstore::repl::Input>& inputs) {
 
 void Replicator::FlushOutbox() {
   while (!outbox_.empty()) {
-    const std::string& m = outbox_.front();
+    const ::kvstore::repl::Effects::Message& m = outbox_.front();
     const Status s = node_->Submit(
-        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.data()), m.size()),
-        totem::Guarantee::kSafe);
+        std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.bytes.data()), m.bytes.size()),
+        m.guarantee);
     if (s.code() == StatusCode::kWouldBlock) return;
     if (!s.ok()) Log("cannot submit a replication message: %s", s.ToString().c_str());
     outbox_.pop_front();

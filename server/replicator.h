@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "histogram.h"
 #include "kvstore/mvcc_store.h"
 #include "kvstore/ops.pb.h"
 #include "kvstore/replication.h"
@@ -122,6 +123,10 @@ class Replicator {
   // has the same index on every member).
   uint64_t applied_seq() const { return applied_seq_.load(); }
   uint64_t applied_ops() const { return applied_ops_.load(); }
+  // Time from a delivery (or configuration event) entering the apply
+  // queue until the engine step that handled it finished (durable), per
+  // applied batch, measured from the oldest input of the batch.
+  const LatencyHistogram& apply_latency() const { return apply_latency_; }
   totem::NodeId node_id() const { return node_id_; }
 
   // Whether this member may serve writes and linearizable reads:
@@ -195,9 +200,11 @@ class Replicator {
   mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::vector<::kvstore::repl::Input> queue_;
+  std::chrono::steady_clock::time_point queue_oldest_;  // when queue_ became non-empty
   bool stopping_ = false;
   std::thread apply_thread_;
-  std::deque<std::string> outbox_;  // apply thread only: engine messages not yet submitted
+  // Apply thread only: engine messages not yet submitted.
+  std::deque<::kvstore::repl::Effects::Message> outbox_;
 
   mutable std::mutex pending_mu_;
   std::map<OpId, std::shared_ptr<Pending>> pending_;
@@ -230,6 +237,7 @@ class Replicator {
   std::atomic<uint64_t> applied_seq_{0};
   std::atomic<uint64_t> applied_ops_{0};
   std::atomic<bool> stopped_{false};
+  LatencyHistogram apply_latency_;
 };
 
 }  // namespace totemkv::server

@@ -41,9 +41,23 @@ const std::vector<FlagSpec>& Flags() {
       {"name", "NAME", "member name (default: default)"},
       {"data-dir", "DIR", "data folder (default: ./NAME.totemkv)"},
       {"listen-client-urls", "URL,...",
-       "gRPC (etcd v3 API + admin) listen URLs, http://HOST:PORT or\n"
-       "unix://PATH (a Unix socket)\n"
+       "gRPC (etcd v3 API + admin) listen URLs, http://HOST:PORT,\n"
+       "https://HOST:PORT (TLS: needs --client-cert-file and\n"
+       "--client-key-file) or unix://PATH (a Unix socket)\n"
        "(default: http://127.0.0.1:2379)"},
+      {"client-cert-file", "PATH",
+       "PEM server certificate (chain) for https:// client URLs\n"
+       "(etcd: --cert-file)"},
+      {"client-key-file", "PATH", "PEM private key of --client-cert-file (etcd: --key-file)"},
+      {"client-trusted-ca-file", "PATH",
+       "PEM CA certificates that sign client certificates (etcd:\n"
+       "--trusted-ca-file)"},
+      {"client-cert-auth", "BOOL",
+       "require a client certificate signed by --client-trusted-ca-file\n"
+       "on https:// client URLs (etcd: --client-cert-auth; default: false)"},
+      {"listen-metrics-urls", "URL,...",
+       "serve Prometheus metrics at http://HOST:PORT/metrics (default:\n"
+       "none)"},
       {"initial-cluster", "LIST",
        "NAME=ID@HOST:PORT,... : every member's name, Totem node id and\n"
        "Totem UDP address (default: NAME=1@127.0.0.1:2380, a single node)"},
@@ -332,21 +346,26 @@ StatusOr<std::string> ClientUrlToAddress(const std::string& url) {
     }
     return "unix:" + path;
   }
-  constexpr std::string_view kScheme = "http://";
-  if (url.rfind(kScheme, 0) != 0) {
+  const size_t scheme_size = url.rfind("http://", 0) == 0    ? 7
+                             : url.rfind("https://", 0) == 0 ? 8
+                                                             : 0;
+  if (scheme_size == 0) {
     return InvalidArgument("client URL '" + url +
-                           "': only http:// (plaintext gRPC) and unix:// are supported");
+                           "': only http:// (plaintext gRPC), https:// (TLS) and unix:// are "
+                           "supported");
   }
-  std::string rest = url.substr(kScheme.size());
+  std::string rest = url.substr(scheme_size);
   if (!rest.empty() && rest.back() == '/') rest.pop_back();
   const size_t colon = rest.rfind(':');
   uint16_t port = 0;
   if (colon == std::string::npos || colon == 0 || rest.find('/') != std::string::npos ||
       !ParseUnsigned<uint16_t>(std::string_view(rest).substr(colon + 1), 65535, &port)) {
-    return InvalidArgument("client URL '" + url + "': want http://HOST:PORT");
+    return InvalidArgument("client URL '" + url + "': want http://HOST:PORT or https://HOST:PORT");
   }
   return rest;
 }
+
+bool IsTlsUrl(const std::string& url) { return url.rfind("https://", 0) == 0; }
 
 StatusOr<std::vector<ConfigFileEntry>> ParseConfigFile(const std::string& text,
                                                        const std::string& path) {
@@ -607,6 +626,42 @@ StatusOr<ServerConfig> ParseConfig(const ConfigSources& sources) {
     StatusOr<std::string> addr = ClientUrlToAddress(url);
     if (!addr.ok()) return bad("listen-client-urls", addr.status().message());
     c.listen_addresses.push_back(*addr);
+    c.listen_tls.push_back(IsTlsUrl(url));
+  }
+  get("client-cert-file", &c.client_cert_file);
+  get("client-key-file", &c.client_key_file);
+  get("client-trusted-ca-file", &c.client_trusted_ca_file);
+  if (get("client-cert-auth", &value) && !ParseBool(value, &c.client_cert_auth)) {
+    return bad("client-cert-auth", "want true or false");
+  }
+  const bool any_tls =
+      std::find(c.listen_tls.begin(), c.listen_tls.end(), true) != c.listen_tls.end();
+  if (any_tls && (c.client_cert_file.empty() || c.client_key_file.empty())) {
+    return bad("listen-client-urls",
+               "an https:// URL needs --client-cert-file and --client-key-file");
+  }
+  if (!any_tls) {
+    for (const char* flag : {"client-cert-file", "client-key-file", "client-trusted-ca-file"}) {
+      if (get(flag, &value) && !value.empty()) {
+        return bad(flag, "given, but no --listen-client-urls URL is https://");
+      }
+    }
+    if (c.client_cert_auth) {
+      return bad("client-cert-auth", "true, but no --listen-client-urls URL is https://");
+    }
+  }
+  if (c.client_cert_auth && c.client_trusted_ca_file.empty()) {
+    return bad("client-cert-auth", "true needs --client-trusted-ca-file");
+  }
+  if (get("listen-metrics-urls", &value) && !value.empty()) {
+    for (const std::string& url : Split(value, ',')) {
+      StatusOr<std::string> addr = ClientUrlToAddress(url);
+      if (!addr.ok() || url.rfind("http://", 0) != 0) {
+        return bad("listen-metrics-urls", "URL '" + url + "': want http://HOST:PORT");
+      }
+      c.listen_metrics_urls.push_back(url);
+      c.metrics_addresses.push_back(*addr);
+    }
   }
 
   std::string initial_cluster;

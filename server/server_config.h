@@ -75,6 +75,18 @@ struct ServerConfig {
   // them (HOST:PORT).
   std::vector<std::string> listen_client_urls = {"http://127.0.0.1:2379"};
   std::vector<std::string> listen_addresses;
+  // Per listen address: served with TLS (an https:// URL).
+  std::vector<bool> listen_tls;
+  // TLS for https:// client URLs: PEM file paths. etcd names them
+  // --cert-file, --key-file, --trusted-ca-file and --client-cert-auth;
+  // ours carry a "client-" prefix because --key-file is the cluster key.
+  std::string client_cert_file;
+  std::string client_key_file;
+  std::string client_trusted_ca_file;
+  bool client_cert_auth = false;  // require a client certificate signed by the CA
+  // Prometheus endpoints (metrics.h): http://HOST:PORT as given, HOST:PORT.
+  std::vector<std::string> listen_metrics_urls;
+  std::vector<std::string> metrics_addresses;
   std::vector<ClusterMember> cluster;  // sorted by id
   totem::NodeId node_id = totem::kNoNode;
   std::string key_file;  // empty: <data-dir>/cluster.key (single-node only)
@@ -134,10 +146,12 @@ bool HoldsMajority(const std::vector<totem::NodeId>& members,
 // Parses `NAME=ID@HOST:PORT,...`.
 totem::StatusOr<std::vector<ClusterMember>> ParseInitialCluster(const std::string& text);
 
-// "http://127.0.0.1:2379" -> "127.0.0.1:2379" (only plaintext http), and
+// "http://127.0.0.1:2379" or "https://127.0.0.1:2379" -> "127.0.0.1:2379", and
 // "unix:///run/a.sock" -> "unix:/run/a.sock" (a Unix socket; the path is
 // everything after "unix://", as etcd reads it). InvalidArgument otherwise.
 totem::StatusOr<std::string> ClientUrlToAddress(const std::string& url);
+// Whether a client URL asks for TLS (https://).
+bool IsTlsUrl(const std::string& url);
 
 // The usage text printed for --help and after a flag error.
 const char* Usage();

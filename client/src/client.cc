@@ -105,7 +105,7 @@ std::vector<std::string> ParseEndpoints(const std::string& comma_separated) {
     size_t end = comma_separated.find(',', start);
     if (end == std::string::npos) end = comma_separated.size();
     std::string e = Trim(comma_separated.substr(start, end - start));
-    for (const char* scheme : {"http://", "grpc://"}) {
+    for (const char* scheme : {"http://", "https://", "grpc://"}) {
       const std::string sc = scheme;
       if (e.rfind(sc, 0) == 0) e = e.substr(sc.size());
     }
@@ -273,11 +273,18 @@ Client::Client(ClientOptions options) : options_(std::move(options)) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options_.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options_.tls_ca_pem;
+    ssl.pem_private_key = options_.tls_key_pem;
+    ssl.pem_cert_chain = options_.tls_cert_pem;
+    credentials = grpc::SslCredentials(ssl);
+  }
   for (const std::string& address : options_.endpoints) {
     auto ep = std::make_unique<Endpoint>();
     ep->address = address;
-    ep->channel =
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    ep->channel = grpc::CreateCustomChannel(address, credentials, args);
     endpoints_.push_back(std::move(ep));
   }
 }
@@ -597,6 +604,18 @@ StatusOr<totemkv::admin::v1::GetRingResponse> Client::AdminGetRing() {
   });
   if (!s.ok()) return s;
   return resp;
+}
+
+StatusOr<totemkv::admin::v1::GetRingResponse> Client::AdminGetRing(const std::string& endpoint) {
+  ClientOptions one = options_;
+  one.endpoints = {endpoint};
+  one.max_rounds = 1;
+  Client single(std::move(one));
+  auto r = single.AdminGetRing();
+  if (!r.ok() && r.status().message().find(endpoint) == std::string::npos) {
+    return totemkv::client::Status(r.status().code(), endpoint + ": " + r.status().message());
+  }
+  return r;
 }
 
 StatusOr<totemkv::admin::v1::ListConfigurationsResponse> Client::AdminListConfigurations(

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <set>
@@ -19,8 +20,8 @@
 #include <thread>
 #include <vector>
 
-#include "client/client.h"
 #include "admin_output.h"
+#include "client/client.h"
 #include "output.h"
 #include "txn_format.h"
 
@@ -44,7 +45,9 @@ Commands:
                                print events until interrupted (Ctrl-C)
   lease grant TTL | revoke ID | keep-alive ID [--once] | timetolive ID [--keys]
   member list
-  status                       status table of every endpoint (also: endpoint status)
+  status                       cluster health: a row per endpoint (reachable, primary
+                               or the reason not, ring members, revision, global
+                               index); exit 1 if one is unreachable (also: endpoint status)
   ring                         totemkvd only: the answering node's ring (members,
                                state, primary, token rotation time)
   configurations [--limit=N]   totemkvd only: the node's configuration changes,
@@ -56,13 +59,17 @@ Global flags:
   -w, --write-out=simple|json  output format (default simple)
   --dial-timeout=2s            time to connect to one endpoint
   --command-timeout=5s         time for a whole command, failovers included
+  --cacert=PATH                TLS: CA certificate(s) that sign the server's (PEM)
+  --cert=PATH --key=PATH       TLS client certificate and its key (PEM)
+                               TLS is used with any of these or https:// endpoints
   -h, --help                   this text
 Lease ids are hexadecimal, as etcdctl prints them.
 )";
 
 // Flags that take a value; every other flag is boolean.
-const std::set<std::string> kValueFlags = {"endpoints", "write-out",       "dial-timeout",
-                                           "command-timeout", "lease", "rev", "limit"};
+const std::set<std::string> kValueFlags = {
+    "endpoints", "write-out", "dial-timeout", "command-timeout", "lease", "rev", "limit",
+    "cacert",    "cert",      "key"};
 const std::set<std::string> kBoolFlags = {"prefix",     "from-key",         "keys-only",
                                           "count-only", "serializable",     "print-value-only",
                                           "once",       "keys",             "prev-kv",
@@ -71,6 +78,27 @@ const std::set<std::string> kBoolFlags = {"prefix",     "from-key",         "key
 struct UsageError {
   std::string message;
 };
+
+// A file named by a flag cannot be used: "Error: ..." and exit 1.
+struct FileError {
+  std::string message;
+};
+
+std::string ReadPemFile(const std::string& flag, const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr)
+    throw FileError{"--" + flag + ": cannot open " + path + ": " + std::strerror(errno)};
+  std::string text;
+  char buf[4096];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0 && text.size() <= (1 << 20))
+    text.append(buf, n);
+  std::fclose(f);
+  if (text.find("-----BEGIN ") == std::string::npos) {
+    throw FileError{"--" + flag + ": " + path + " holds no PEM block"};
+  }
+  return text;
+}
 
 struct Args {
   std::vector<std::string> positional;
@@ -440,10 +468,14 @@ class Tool {
     return 0;
   }
 
+  // One row per endpoint, reachable or not: whether it serves (primary,
+  // else the reason from Maintenance.Status errors), its ring members
+  // (totemkvd's Admin.GetRing; "-" against etcd), revision and global
+  // index (raft applied index). Exit 1 when an endpoint is unreachable.
   int StatusTable() {
     std::vector<std::vector<std::string>> rows = {
-        {"ENDPOINT", "ID", "VERSION", "DB SIZE", "IS LEADER", "IS LEARNER", "RAFT TERM",
-         "RAFT INDEX", "RAFT APPLIED INDEX", "ERRORS"}};
+        {"ENDPOINT", "ID", "REACHABLE", "PRIMARY", "RING MEMBERS", "RING STATE", "REVISION",
+         "GLOBAL INDEX", "RAFT TERM", "DB SIZE", "VERSION", "REASON"}};
     JsonWriter w;
     w.BeginArray();
     int failures = 0;
@@ -452,16 +484,30 @@ class Tool {
       if (!r.ok()) {
         ++failures;
         Fail(r.status());  // the message names the endpoint
+        rows.push_back(
+            {ep, "-", "false", "-", "-", "-", "-", "-", "-", "-", "-", r.status().message()});
+        w.BeginObject();
+        w.Key("endpoint").String(ep).Key("reachable").Bool(false);
+        w.Key("error").String(r.status().message()).EndObject();
         continue;
       }
       std::string errors;
       for (const auto& e : r->errors()) errors += (errors.empty() ? "" : "; ") + e;
-      rows.push_back({ep, Hex(r->header().member_id()), r->version(),
-                      std::to_string(r->dbsize()),
-                      r->leader() == r->header().member_id() ? "true" : "false",
-                      r->islearner() ? "true" : "false", std::to_string(r->raftterm()),
-                      std::to_string(r->raftindex()), std::to_string(r->raftappliedindex()),
-                      errors});
+      // Admin.GetRing is totemkvd's; etcd answers UNIMPLEMENTED.
+      auto ring = c_.AdminGetRing(ep);
+      const bool primary = ring.ok() ? ring->primary() : r->errors().empty();
+      std::string members = "-";
+      std::string state = "-";
+      if (ring.ok()) {
+        members.clear();
+        for (uint32_t m : ring->members())
+          members += (members.empty() ? "" : ",") + std::to_string(m);
+        state = RingStateName(ring->state());
+      }
+      rows.push_back({ep, Hex(r->header().member_id()), "true", primary ? "true" : "false", members,
+                      state, std::to_string(r->header().revision()),
+                      std::to_string(r->raftappliedindex()), std::to_string(r->raftterm()),
+                      std::to_string(r->dbsize()), r->version(), errors});
       w.BeginObject();
       w.Key("endpoint").String(ep);
       WriteHeader(w, r->header());
@@ -472,12 +518,20 @@ class Tool {
       w.Key("raft_applied_index").Uint(r->raftappliedindex());
       w.Key("errors").BeginArray();
       for (const auto& e : r->errors()) w.String(e);
-      w.EndArray().EndObject();
+      w.EndArray();
+      w.Key("reachable").Bool(true).Key("primary").Bool(primary);
+      if (ring.ok()) {
+        w.Key("ring_members").BeginArray();
+        for (uint32_t m : ring->members()) w.Uint(m);
+        w.EndArray();
+        w.Key("ring_state").String(state).Key("token_rotation_us").Uint(ring->token_rotation_us());
+      }
+      w.EndObject();
     }
     w.EndArray();
     if (json_) {
       std::cout << w.str() << "\n";
-    } else if (rows.size() > 1) {
+    } else {
       std::vector<size_t> width(rows[0].size(), 0);
       for (const auto& row : rows) {
         for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
@@ -520,6 +574,12 @@ int Main(int argc, char** argv) {
     std::string endpoints = a.Get("endpoints", env != nullptr ? env : "127.0.0.1:2379");
     options.endpoints = client::ParseEndpoints(endpoints);
     if (options.endpoints.empty()) throw UsageError{"--endpoints is empty"};
+    options.tls = endpoints.find("https://") != std::string::npos || a.Has("cacert") ||
+                  a.Has("cert") || a.Has("key");
+    if (a.Has("cert") != a.Has("key")) throw UsageError{"--cert and --key go together"};
+    if (a.Has("cacert")) options.tls_ca_pem = ReadPemFile("cacert", a.Get("cacert"));
+    if (a.Has("cert")) options.tls_cert_pem = ReadPemFile("cert", a.Get("cert"));
+    if (a.Has("key")) options.tls_key_pem = ReadPemFile("key", a.Get("key"));
     if (a.Has("dial-timeout")) options.dial_timeout = ParseDuration("dial-timeout", a.Get("dial-timeout"));
     if (a.Has("command-timeout")) {
       options.command_timeout = ParseDuration("command-timeout", a.Get("command-timeout"));
@@ -532,6 +592,9 @@ int Main(int argc, char** argv) {
   } catch (const UsageError& e) {
     std::cerr << "tkv: " << e.message << "\n\n" << kUsage;
     return 2;
+  } catch (const FileError& e) {
+    std::cerr << "Error: " << e.message << std::endl;
+    return 1;
   }
 }
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "test_util.h"
@@ -35,7 +36,8 @@ inline constexpr const char* kNamePrefix = "tkvp";
 
 // Network namespaces made by a test: one per node plus a hub holding a
 // bridge; each node's namespace has a veth ("eth0") into the hub with an
-// address, 10.77.0.<i+1>/24, that exists only there. Processes run in a
+// address, 10.77.0.<i+1>/24 or one given (as a compose file's fixed
+// container addresses), that exists only there. Processes run in a
 // node's namespace through ExecPrefix(i) (`ip netns exec`). Partitions are
 // iptables DROP rules inside the node namespaces. Everything is deleted at
 // scope exit; namespaces left by a killed earlier run (named after a pid
@@ -44,8 +46,15 @@ inline constexpr const char* kNamePrefix = "tkvp";
 // from one thread.
 class NetLab {
  public:
-  NetLab(const TempDir& dir, size_t nodes)
-      : ip_(IpBinary()), iptables_(IptablesBinary()), log_(dir.path() + "/netlab.log"), n_(nodes) {
+  NetLab(const TempDir& dir, size_t nodes) : NetLab(dir, DefaultAddresses(nodes), 24) {}
+  // Node i gets addresses[i] (numeric IPv4) on a /prefix_len network.
+  NetLab(const TempDir& dir, std::vector<std::string> addresses, int prefix_len)
+      : ip_(IpBinary()),
+        iptables_(IptablesBinary()),
+        log_(dir.path() + "/netlab.log"),
+        n_(addresses.size()),
+        addresses_(std::move(addresses)),
+        prefix_len_(prefix_len) {
     tag_ = std::string(kNamePrefix) + std::to_string(::getpid());
   }
   ~NetLab() { Destroy(); }
@@ -75,7 +84,9 @@ class NetLab {
                error) ||
           !Run({ip_, "-n", Hub(), "link", "set", veth, "master", "br0"}, error) ||
           !Run({ip_, "-n", Hub(), "link", "set", veth, "up"}, error) ||
-          !Run({ip_, "-n", ns, "addr", "add", Address(i) + "/24", "dev", "eth0"}, error) ||
+          !Run({ip_, "-n", ns, "addr", "add", Address(i) + "/" + std::to_string(prefix_len_), "dev",
+                "eth0"},
+               error) ||
           !Run({ip_, "-n", ns, "link", "set", "eth0", "up"}, error)) {
         return false;
       }
@@ -113,10 +124,15 @@ class NetLab {
     return true;
   }
 
-  std::string Address(size_t i) const { return "10.77.0." + std::to_string(i + 1); }
+  std::string Address(size_t i) const { return addresses_[i]; }
   std::vector<std::string> ExecPrefix(size_t i) const { return {ip_, "netns", "exec", Node(i)}; }
 
  private:
+  static std::vector<std::string> DefaultAddresses(size_t nodes) {
+    std::vector<std::string> a;
+    for (size_t i = 0; i < nodes; ++i) a.push_back("10.77.0." + std::to_string(i + 1));
+    return a;
+  }
   std::string Hub() const { return tag_ + "-hub"; }
   std::string Node(size_t i) const { return tag_ + "-n" + std::to_string(i + 1); }
   std::vector<std::string> Exec(size_t i, std::vector<std::string> cmd) const {
@@ -162,6 +178,8 @@ class NetLab {
   std::string iptables_;
   std::string log_;
   size_t n_;
+  std::vector<std::string> addresses_;
+  int prefix_len_;
   std::string tag_;
   std::vector<std::string> created_;
 };

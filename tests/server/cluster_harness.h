@@ -130,7 +130,10 @@ class Cluster {
 
   void Kill(size_t i) { children_[i].reset(); }  // SIGKILL (Child's destructor)
 
-  std::string Url(size_t i) const { return "http://127.0.0.1:" + std::to_string(tcp_[i]); }
+  std::string Url(size_t i) const { return scheme_ + "://127.0.0.1:" + std::to_string(tcp_[i]); }
+  // "https" before Start: the nodes listen with TLS (the test adds the
+  // --client-cert-file / --client-key-file flags).
+  void set_scheme(std::string scheme) { scheme_ = std::move(scheme); }
   std::string Endpoint(size_t i) const { return "127.0.0.1:" + std::to_string(tcp_[i]); }
   std::string Log(size_t i) const { return dir_.path() + "/n" + std::to_string(i + 1) + ".log"; }
   std::string Logs() const {
@@ -153,6 +156,7 @@ class Cluster {
   std::string key_;
   std::vector<std::unique_ptr<Child>> children_;
   std::vector<std::string> extra_args_;
+  std::string scheme_ = "http";
 };
 
 // Runs etcdctl (API v3) against `endpoint` with `args`, optionally feeding

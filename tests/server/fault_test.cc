@@ -48,6 +48,7 @@
 #include "../integration/test_util.h"
 #include "admin/admin.grpc.pb.h"
 #include "etcd/rpc.grpc.pb.h"
+#include "netns_cluster.h"
 
 namespace totemkv::testing {
 namespace {
@@ -84,15 +85,6 @@ std::string Hex64(uint64_t v) {
   return buf;
 }
 
-std::string Tail(const std::string& text, size_t lines) {
-  size_t pos = text.size();
-  for (size_t n = 0; n <= lines && pos > 0; ++n) {
-    pos = text.rfind('\n', pos - 1);
-    if (pos == std::string::npos) return text;
-  }
-  return text.substr(pos + 1);
-}
-
 std::string Nodes(const std::vector<size_t>& nodes) {
   std::string s;
   for (size_t i : nodes) s += (s.empty() ? "" : ",") + std::to_string(i + 1);
@@ -120,16 +112,7 @@ class FaultCluster {
       *error = "no free UDP ports";
       return false;
     }
-    grpc::ChannelArguments args;
-    // A restarted node must be reachable again within moments, not after
-    // gRPC's default reconnect backoff (up to two minutes).
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
-    for (size_t i = 0; i < kNodes; ++i) {
-      channels_.push_back(grpc::CreateCustomChannel("unix:" + SocketPath(i),
-                                                    grpc::InsecureChannelCredentials(), args));
-    }
+    for (size_t i = 0; i < kNodes; ++i) channels_.push_back(UnixSocketChannel(SocketPath(i)));
     return true;
   }
 
@@ -177,6 +160,11 @@ class FaultCluster {
   std::unique_ptr<totemkv::admin::v1::Admin::Stub> Admin(size_t i) const {
     return totemkv::admin::v1::Admin::NewStub(channels_[i]);
   }
+  std::vector<NodeChannel> Channels() const {
+    std::vector<NodeChannel> nodes;
+    for (size_t i = 0; i < kNodes; ++i) nodes.push_back({Name(i), channels_[i]});
+    return nodes;
+  }
 
   // The last `lines` lines of every node's current log.
   std::string LogTails(size_t lines) const {
@@ -207,31 +195,7 @@ class FaultCluster {
 
 // Every node answers GetRing with one and the same regular configuration of
 // all five members, not in transition. `why` says who did not.
-bool RingOfAll(const FaultCluster& c, std::string* why) {
-  std::optional<std::pair<uint32_t, uint64_t>> ring;
-  for (size_t i = 0; i < kNodes; ++i) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + milliseconds(500));
-    totemkv::admin::v1::GetRingResponse resp;
-    const grpc::Status s = c.Admin(i)->GetRing(&ctx, {}, &resp);
-    if (!s.ok()) {
-      *why = c.Name(i) + ": GetRing: " + s.error_message();
-      return false;
-    }
-    if (resp.members_size() != static_cast<int>(kNodes) || resp.in_transition()) {
-      *why = c.Name(i) + ": ring has " + std::to_string(resp.members_size()) + " members" +
-             (resp.in_transition() ? ", in transition" : "");
-      return false;
-    }
-    const std::pair<uint32_t, uint64_t> id{resp.ring_id().representative(), resp.ring_id().seq()};
-    if (ring && *ring != id) {
-      *why = "nodes are on different rings";
-      return false;
-    }
-    ring = id;
-  }
-  return true;
-}
+bool RingOfAll(const FaultCluster& c, std::string* why) { return RingOfAll(c.Channels(), why); }
 
 // One acknowledged put.
 struct Ack {
@@ -384,16 +348,6 @@ grpc::Status LinearizableRead(etcdserverpb::KV::Stub& kv) {
   return kv.Range(&ctx, req, &resp);
 }
 
-std::string Describe(const totemkv::admin::v1::GetStoreChecksumResponse& r) {
-  char buf[200];
-  std::snprintf(buf, sizeof(buf),
-                "checksum=%016" PRIx64 " revision=%" PRId64 " compact=%" PRId64
-                " applied_seq=%" PRIu64 " applied_writes=%" PRIu64,
-                r.checksum(), r.revision(), r.compact_revision(), r.applied_seq(),
-                r.applied_writes());
-  return buf;
-}
-
 // The fixture: a NetLab of five namespaces and five totemkvd in it, all
 // serving one ring. Skips when not root or without `ip netns`.
 class FaultTest : public ::testing::Test {
@@ -509,27 +463,10 @@ class FaultTest : public ::testing::Test {
 
     // Identical stores: the checksums agree (the nodes may still be
     // applying the last batches: poll).
-    std::vector<totemkv::admin::v1::GetStoreChecksumResponse> sums(kNodes);
-    std::vector<std::string> errors(kNodes);
-    const bool equal = WaitFor(
-        [&] {
-          bool same = true;
-          for (size_t i = 0; i < kNodes; ++i) {
-            grpc::ClientContext ctx;
-            ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
-            sums[i].Clear();
-            const grpc::Status s = cluster_->Admin(i)->GetStoreChecksum(&ctx, {}, &sums[i]);
-            errors[i] = s.ok() ? "" : s.error_message();
-            same = same && s.ok() && sums[i].checksum() == sums[0].checksum();
-          }
-          return same;
-        },
-        seconds(15));
+    std::vector<totemkv::admin::v1::GetStoreChecksumResponse> sums;
     std::string table;
-    for (size_t i = 0; i < kNodes; ++i) {
-      table += "  " + cluster_->Name(i) + ": " +
-               (errors[i].empty() ? Describe(sums[i]) : "error: " + errors[i]) + "\n";
-    }
+    const bool equal = WaitFor(
+        [&] { return StoreChecksumsEqual(cluster_->Channels(), &sums, &table); }, seconds(15));
     EXPECT_TRUE(equal) << "the stores differ:\n" << table;
     std::printf("store checksums:\n%s", table.c_str());
 

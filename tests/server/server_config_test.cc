@@ -58,7 +58,7 @@ TEST(ServerConfigTest, ErrorsNameTheProblem) {
   EXPECT_NE(err({"--name", "a", "--initial-cluster", "a=1@127.0.0.1:1,b=2@127.0.0.1:2"})
                 .find("--key-file is required"),
             std::string::npos);
-  EXPECT_NE(err({"--listen-client-urls", "https://127.0.0.1:1"}).find("only http://"),
+  EXPECT_NE(err({"--listen-client-urls", "grpc://127.0.0.1:1"}).find("only http://"),
             std::string::npos);
   EXPECT_NE(err({"--bogus", "1"}).find("unknown flag"), std::string::npos);
   EXPECT_NE(err({"--name"}).find("needs a value"), std::string::npos);
@@ -81,9 +81,40 @@ TEST(ServerConfigTest, ClientUrlToAddress_HttpAndUnixSockets) {
                 .message()
                 .find("1 to 107 bytes"),
             std::string::npos);
-  EXPECT_NE(ClientUrlToAddress("https://127.0.0.1:1").status().message().find("unix://"),
+  EXPECT_EQ(ClientUrlToAddress("https://127.0.0.1:1").value(), "127.0.0.1:1");
+  EXPECT_NE(ClientUrlToAddress("grpc://127.0.0.1:1").status().message().find("unix://"),
             std::string::npos);
   EXPECT_FALSE(ClientUrlToAddress("http://127.0.0.1").ok());
+  EXPECT_FALSE(ClientUrlToAddress("https://127.0.0.1").ok());
+}
+
+TEST(ServerConfigTest, TlsAndMetricsFlags) {
+  totem::StatusOr<ServerConfig> c = ParseFlags(
+      {"--listen-client-urls", "http://127.0.0.1:1,https://127.0.0.1:2", "--client-cert-file",
+       "s.pem", "--client-key-file", "s.key", "--client-cert-auth=true", "--client-trusted-ca-file",
+       "ca.pem", "--listen-metrics-urls", "http://127.0.0.1:9"});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->listen_tls, (std::vector<bool>{false, true}));
+  EXPECT_EQ(c->client_cert_file, "s.pem");
+  EXPECT_EQ(c->client_key_file, "s.key");
+  EXPECT_EQ(c->client_trusted_ca_file, "ca.pem");
+  EXPECT_TRUE(c->client_cert_auth);
+  EXPECT_EQ(c->metrics_addresses, std::vector<std::string>{"127.0.0.1:9"});
+  const std::vector<std::pair<std::vector<std::string>, std::string>> bad = {
+      {{"--listen-client-urls", "https://127.0.0.1:2"}, "needs --client-cert-file"},
+      {{"--client-key-file", "k"}, "--client-key-file: given, but no"},
+      {{"--client-cert-auth", "true"}, "--client-cert-auth: true, but no"},
+      {{"--listen-client-urls", "https://127.0.0.1:2", "--client-cert-file", "c",
+        "--client-key-file", "k", "--client-cert-auth", "yes"},
+       "needs --client-trusted-ca-file"},
+      {{"--listen-metrics-urls", "unix:///x"}, "--listen-metrics-urls: URL 'unix:///x'"},
+      {{"--listen-metrics-urls", "http://127.0.0.1"}, "want http://HOST:PORT"},
+  };
+  for (const auto& [args, want] : bad) {
+    totem::StatusOr<ServerConfig> b = ParseFlags(args);
+    ASSERT_FALSE(b.ok()) << want;
+    EXPECT_NE(b.status().message().find(want), std::string::npos) << b.status().message();
+  }
 }
 
 TEST(ServerConfigTest, WatchSettings) {

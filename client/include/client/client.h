@@ -65,6 +65,15 @@ struct ClientOptions {
   // Retry writes on another endpoint after UNAVAILABLE or an attempt
   // timeout, with the same op id (see above). Safe against totemkvd.
   bool retry_writes = true;
+  // TLS (etcdctl's --cacert/--cert/--key), as PEM text, not paths. With
+  // `tls` every endpoint is dialled with TLS: the server certificate must
+  // be signed by `tls_ca_pem` (empty: the system's roots) and name the
+  // endpoint's host; `tls_cert_pem` + `tls_key_pem` (both or neither) are
+  // presented for client-certificate authentication.
+  bool tls = false;
+  std::string tls_ca_pem{};
+  std::string tls_cert_pem{};
+  std::string tls_key_pem{};
 };
 
 // The gRPC metadata key that carries a write's op id: 32 hex digits (16
@@ -74,7 +83,8 @@ inline constexpr char kOpIdMetadataKey[] = "totemkv-op-id";
 // A fresh random op id as 32 lowercase hex digits (never all zero).
 std::string NewOpId();
 
-// Splits "a,b,c" into endpoints, trimming blanks and "http://" prefixes.
+// Splits "a,b,c" into endpoints, trimming blanks and "http://" or
+// "https://" prefixes (whether to use TLS is ClientOptions::tls).
 std::vector<std::string> ParseEndpoints(const std::string& comma_separated);
 
 // The smallest key greater than every key that starts with `prefix`, as
@@ -233,6 +243,8 @@ class Client {
   // UNIMPLEMENTED). Reads with failover, like Get: each response names the
   // node that answered (node_id). `limit` 0: every event the node keeps.
   StatusOr<totemkv::admin::v1::GetRingResponse> AdminGetRing();
+  // GetRing of exactly `endpoint` (no failover), for `tkv status`.
+  StatusOr<totemkv::admin::v1::GetRingResponse> AdminGetRing(const std::string& endpoint);
   StatusOr<totemkv::admin::v1::ListConfigurationsResponse> AdminListConfigurations(
       uint32_t limit = 0);
   StatusOr<totemkv::admin::v1::GetCountersResponse> AdminGetCounters();
