@@ -1,0 +1,331 @@
+// The Totem multiple-ring protocol (Moser et al., CACM 1996, "The Totem
+// Multiple-Ring Protocol"; Agarwal et al., TOCS 1998) as a pure state
+// machine: the ordering and topology layer of ONE processor, above the
+// single-ring cores of the rings it is on (an ordinary processor: one ring; a
+// gateway: two or more). The driver feeds it every delivery and
+// configuration event of its SingleRing cores and submits what it asks for;
+// no sockets, clocks, threads or randomness inside.
+//
+// Messages. Every message carries a Lamport timestamp, its source ring (a
+// configured ring number that stays the same across that ring's membership
+// changes) and a source id (origin node, origin seq; the driver passes an
+// incarnation so ids stay unique across restarts). Each message is totally
+// ordered by its key (timestamp, source ring, origin node, origin seq).
+//
+// Timestamps per source ring. The paper keeps the timestamp on the token so
+// that a ring's messages carry increasing timestamps in sequence order. Our
+// SingleRing has no such field (and its wire format stays as it is), so the
+// members of the source ring turn the origin's Lamport timestamp into an
+// effective one as they deliver it from the ring: eff = max(ts, prev + 1),
+// where prev is the previous effective timestamp of that ring. At each new
+// regular configuration of a ring every member multicasts a Sync carrying
+// its Lamport clock; the ring's own messages are held until every member's
+// Sync is delivered, and prev restarts from the highest clock (if the
+// configuration ends first, the held messages are dropped, counted as
+// unsynced_dropped: the members moving on together drop the same ones, and
+// those of other components never stamped them either). The effective
+// timestamp then travels with every forwarded copy, unchanged. A ring's own
+// messages that its single ring delivers in a transitional configuration
+// (past a gap, so with a prefix that differs between the components) are
+// dropped by the multi-ring layer: their effective timestamp could not be
+// agreed. Regular-configuration deliveries are gap-free prefixes of one
+// sequence, so every member stamps them alike.
+//
+// Forwarding. A gateway forwards a message the first time it accepts it, in
+// acceptance order, to each of its other rings for which it is the parent
+// edge in the breadth-first spanning tree of the live ring graph rooted at
+// the message's source ring (ties by ring number, then gateway id), so in
+// any topology (chain, tree, cycle) each ring gets each message once. As a
+// safety net a processor accepts only increasing origin seqs per (source
+// ring, origin node) and drops the rest as duplicates (a gateway also sees
+// its own forwarded copy come back).
+//
+// Gateway failover. Every gateway retains what it accepted until every
+// reachable ring's Guarantee Vector reported it. When the tree changes so
+// that a gateway now owns an edge toward one of its rings (a redundant
+// gateway between the same rings, or the other way round a cycle), it
+// re-forwards the retained messages above what that ring reported: the
+// ring's members drop what they already have as duplicates and take the
+// rest, which the failed gateway had accepted but not forwarded.
+//
+// Delivery. Accepted messages wait in receive queues (one per source ring,
+// kept as one map by key). The lowest-keyed message is delivered once, for
+// every reachable source ring with an empty queue, the ring's guarantee (no
+// later message from it can have a lower key) is past it. A received message
+// from ring r raises r's guarantee to its key; Guarantee Vector messages,
+// which gateways multicast on each of their rings every
+// guarantee_interval_us, do so when a ring is idle. Safe delivery across
+// rings: a Guarantee Vector is submitted as a safe single-ring message and
+// reports, per source ring s, the highest timestamp from s seen in its ring's
+// stream, so once it is delivered every member of that ring has those
+// messages. A safe message from s with timestamp t is delivered when, for
+// every reachable ring r, some Guarantee Vector of r reported >= t for s (or
+// this processor got it as a safe delivery on r itself).
+//
+// Topology. The ring graph (rings; gateways joining pairs of rings) is
+// configured; an edge is live while its gateway is a member of both rings,
+// as the latest report from each ring says. Reports are ordered messages of
+// the ring they describe: at each new regular configuration of a ring its
+// lowest member multicasts RingGateways (the configured gateways now in
+// it), a gateway regular on two of its rings multicasts Bridge on both, and
+// every Guarantee Vector carries the same report for its ring, so views
+// that diverged (a processor that restarted, a report that arrived while
+// cut off) converge within a guarantee interval. A report is applied when
+// received (in its ring's stream, everything that could still come from
+// the rings it cuts off was received before it); the topology event is
+// delivered at the message's key, so every processor sees RingGateways and
+// Bridge at the same logical point. Rings cut off are no longer waited for
+// (what still comes from them is delivered in key order if it is not late);
+// rings that come back are waited for again from this processor's last
+// delivered key on. Safety never depends on the topology view: a message
+// whose key is not above the last delivered one, or above its source ring's
+// guarantee, is dropped as late (counted); the view only decides what is
+// waited for (liveness) and where gateways forward.
+//
+// Deliberate limits (see the report of issue 6): the paper's agreement on
+// the SET of messages delivered before a topology change is not provided:
+// around a change a message may be delivered by some processors and dropped
+// as late by others (never out of order). Messages a ring's single ring
+// delivers in a transitional configuration, or before a Sync round that a
+// configuration change cut short, are dropped. Take-over re-sends only what
+// the taking-over gateway still retains (bounded, 65,536 per source ring)
+// and only once its own view of the tree changed. A processor that starts
+// (or restarts) assumes every configured edge is live until reports arrive.
+#ifndef TOTEM_CORE_MULTI_RING_H_
+#define TOTEM_CORE_MULTI_RING_H_
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <set>
+#include <span>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "totem/status.h"
+#include "totem/types.h"
+
+namespace totem::core {
+
+using RingNumber = uint32_t;
+
+// One edge of the ring graph: a gateway processor on two rings. A gateway
+// on three rings is three edges.
+struct GatewayLink {
+  NodeId gateway = kNoNode;
+  RingNumber ring_a = 0;
+  RingNumber ring_b = 0;
+};
+
+struct MultiRingConfig {
+  NodeId node_id = kNoNode;
+  std::vector<RingNumber> local_rings;  // rings this processor is on; >= 1
+  std::vector<RingNumber> rings;        // every ring of the network
+  std::vector<GatewayLink> links;       // every gateway edge
+  // Gateways multicast a Guarantee Vector on each of their rings this often.
+  uint64_t guarantee_interval_us = 20000;
+  // Distinguishes the message ids of successive runs of the same node (the
+  // driver persists it and passes a larger one after every restart).
+  uint32_t incarnation = 0;
+
+  // Errors (kInvalidArgument): no node id, no local ring, a ring listed
+  // twice, a local ring or link ring not in `rings`, a link joining a ring
+  // to itself, or this node a gateway of a link that is not on both rings
+  // (or on two rings without a link between them).
+  Status Validate() const;
+};
+
+// A message's place in the global total order.
+struct MessageKey {
+  uint64_t timestamp = 0;
+  RingNumber source_ring = 0;
+  NodeId origin = kNoNode;
+  uint64_t origin_seq = 0;
+  friend auto operator<=>(const MessageKey&, const MessageKey&) = default;
+};
+
+struct MultiDelivery {
+  MessageKey key;
+  Guarantee guarantee = Guarantee::kAgreed;
+  std::span<const uint8_t> payload;  // valid during the callback only
+};
+
+enum class TopologyChangeKind : uint8_t { kRingGateways = 1, kBridge = 2 };
+
+// A topology change delivered in the total order.
+struct TopologyEvent {
+  MessageKey key;
+  TopologyChangeKind kind = TopologyChangeKind::kRingGateways;
+  // kRingGateways: `ring` and the configured gateways now in it.
+  // kBridge: `gateways` = {the gateway}, joining `ring` and `other_ring`.
+  RingNumber ring = 0;
+  RingNumber other_ring = 0;
+  std::vector<NodeId> gateways;
+  std::vector<RingNumber> reachable;  // rings this processor waits for now, sorted
+};
+
+class MultiRingOutput {
+ public:
+  virtual ~MultiRingOutput() = default;
+  // Submit `bytes` to the local ring `ring`'s SingleRing with `guarantee`.
+  // The driver submits in call order per ring, after the current input
+  // returns, and retries (in order) while the core answers kWouldBlock.
+  virtual void SubmitToRing(RingNumber ring, std::span<const uint8_t> bytes,
+                            Guarantee guarantee) = 0;
+  virtual void Deliver(const MultiDelivery& delivery) = 0;
+  virtual void DeliverTopology(const TopologyEvent& event) = 0;
+  // Arm (re-arm) the one timer of the layer.
+  virtual void SetTimer(uint64_t delay_us) = 0;
+};
+
+struct MultiRingCounters {
+  uint64_t submitted = 0;
+  uint64_t delivered = 0;
+  uint64_t topology_delivered = 0;
+  uint64_t forwarded = 0;
+  uint64_t reforwarded = 0;        // sent again on a tree edge taken over
+  uint64_t retained_overflow = 0;  // retained messages dropped past the bound
+  uint64_t guarantee_vectors_sent = 0;
+  uint64_t duplicates_dropped = 0;
+  // Key <= the last delivered one or <= its source ring's guarantee: a copy
+  // that came another way while the topology changed, or concurrent with a
+  // split.
+  uint64_t late_dropped = 0;
+  uint64_t unreachable_accepted = 0;  // from a ring this processor does not wait for
+  uint64_t malformed_dropped = 0;
+  uint64_t held_for_sync = 0;
+  uint64_t unsynced_dropped = 0;  // the ring reconfigured before its Sync round ended
+  // The ring's own messages delivered in a transitional configuration.
+  uint64_t transitional_dropped = 0;
+};
+
+class MultiRing {
+ public:
+  // Precondition: config.Validate() is OK (aborts otherwise).
+  explicit MultiRing(const MultiRingConfig& config);
+
+  void Start(uint64_t now_us, MultiRingOutput& out);
+
+  // Originates an application message on this processor's first local ring.
+  // Errors: kUnavailable before Start.
+  Status Submit(std::span<const uint8_t> payload, Guarantee guarantee, uint64_t now_us,
+                MultiRingOutput& out);
+
+  // Inputs from the single-ring core of local ring `ring`.
+  void HandleRingDelivery(RingNumber ring, const Delivery& delivery, uint64_t now_us,
+                          MultiRingOutput& out);
+  void HandleRingConfiguration(RingNumber ring, const ConfigurationEvent& event, uint64_t now_us,
+                               MultiRingOutput& out);
+  void HandleTimer(uint64_t now_us, MultiRingOutput& out);
+
+  const MultiRingCounters& counters() const { return counters_; }
+  bool is_gateway() const { return config_.local_rings.size() > 1; }
+  std::vector<RingNumber> Reachable() const;
+  uint64_t clock() const { return clock_; }
+  size_t queued() const { return queue_.size(); }
+  // Why the head of the queue is not delivered ("" if empty or deliverable).
+  std::string BlockedReason() const;
+
+ private:
+  enum class Type : uint8_t { kData = 1, kGuaranteeVector = 2, kTopology = 3, kSync = 4 };
+  struct Envelope;
+  struct Entry {
+    Type type = Type::kData;
+    Guarantee guarantee = Guarantee::kAgreed;
+    uint64_t safe_on = 0;  // bit i: got as a safe delivery on local_rings[i]
+    std::vector<uint8_t> payload;
+    TopologyEvent topology;
+  };
+  struct Edge {
+    GatewayLink link;
+    bool live = true;
+  };
+  // kSyncing: the ring's own messages are held until every member's Sync
+  // is in; kStamping: they are stamped as delivered; kDropping: the round
+  // failed (or no configuration yet), they are dropped until the next one.
+  enum class SyncState : uint8_t { kSyncing, kStamping, kDropping };
+  struct LocalRing {
+    RingNumber ring = 0;
+    ConfigurationId config;
+    std::vector<NodeId> members;
+    bool regular = false;  // in a regular configuration (not transitional)
+    SyncState state = SyncState::kDropping;
+    std::set<NodeId> sync_from;
+    uint64_t sync_floor = 0;
+    uint64_t prev_eff = 0;
+    std::vector<std::pair<std::vector<uint8_t>, bool>> held;  // frame, safe delivery
+    std::map<RingNumber, uint64_t> seen;  // highest timestamp per source in this stream
+  };
+  struct Presence {
+    bool have_version = false;
+    MessageKey version;
+    std::set<NodeId> gateways;  // configured gateways of the ring that are in it
+  };
+  struct Source {
+    bool reachable = true;
+    bool have_guarantee = false;
+    MessageKey guarantee;  // no later message from it has a key <= this
+    size_t queued = 0;
+  };
+
+  LocalRing* FindLocal(RingNumber ring);
+  int LocalIndex(RingNumber ring) const;
+  void Originate(RingNumber ring, Type type, Guarantee guarantee, std::vector<uint8_t> body,
+                 MultiRingOutput& out);
+  void StampHeld(int index, MultiRingOutput& out);
+  void Stamp(int index, std::span<const uint8_t> frame, bool safe, MultiRingOutput& out);
+  void Accept(int index, Envelope& env, std::span<const uint8_t> body, bool safe, NodeId sender,
+              MultiRingOutput& out);
+  void Forward(const Envelope& env, std::span<const uint8_t> body, MultiRingOutput& out);
+  // Drops retained messages of `source` that every reachable ring reported.
+  void PruneRetained(RingNumber source);
+  // After the tree changed: re-forwards, on each tree edge this gateway
+  // newly owns, the retained messages the ring behind it has not reported.
+  void TakeOverTreeEdges(MultiRingOutput& out);
+  // A report (by key `version`) of which configured gateways are members of
+  // `ring`: replaces the set, or adds to it (`add_only`, a Bridge); older
+  // reports than the last one taken are ignored.
+  void ReportPresence(RingNumber ring, const MessageKey& version,
+                      const std::vector<NodeId>& gateways, bool add_only);
+  bool HasGateways(RingNumber ring) const;
+  std::vector<NodeId> PresentGateways(const LocalRing& lr) const;
+  void RecomputeReachable();
+  // parent[ring] = (parent ring, gateway) of the BFS tree rooted at `root`.
+  using TreeMap = std::map<RingNumber, std::pair<RingNumber, NodeId>>;
+  const TreeMap& Tree(RingNumber root) const;
+  bool SafeEverywhere(const MessageKey& key, const Entry& e) const;
+  void TryDeliver(MultiRingOutput& out);
+
+  const MultiRingConfig config_;
+  bool started_ = false;
+  uint64_t clock_ = 0;  // Lamport clock: >= every timestamp accepted
+  uint64_t next_seq_ = 0;
+  std::vector<LocalRing> local_;
+  std::vector<Edge> edges_;  // sorted by (gateway, ring_a, ring_b); live: present on both
+  std::map<RingNumber, Presence> presence_;
+  bool tree_changed_ = false;
+  // Gateways: (source ring, local ring) tree edges this gateway owns, and the
+  // messages it accepted that some ring has not reported yet.
+  struct Retained {
+    uint64_t effective = 0;
+    Guarantee guarantee = Guarantee::kAgreed;
+    std::vector<uint8_t> frame;  // the envelope as forwarded
+  };
+  std::set<std::pair<RingNumber, RingNumber>> parent_of_;
+  std::map<RingNumber, std::deque<Retained>> retained_;
+  mutable std::map<RingNumber, TreeMap> tree_cache_;  // cleared when an edge changes
+  std::map<RingNumber, Source> sources_;
+  // recv_[r][s]: a Guarantee Vector of ring r said its members have every
+  // message from s up to this timestamp.
+  std::map<RingNumber, std::map<RingNumber, uint64_t>> recv_;
+  std::map<std::pair<RingNumber, NodeId>, uint64_t> highest_seq_;  // dedup
+  std::map<MessageKey, Entry> queue_;
+  bool delivered_any_ = false;
+  MessageKey last_delivered_;
+  MultiRingCounters counters_;
+};
+
+}  // namespace totem::core
+
+#endif  // TOTEM_CORE_MULTI_RING_H_
