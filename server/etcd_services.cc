@@ -8,6 +8,7 @@
 
 #include "convert.h"
 #include "hash_kv.h"
+#include "snapshot_file.h"
 
 namespace totemkv::server {
 namespace {
@@ -180,6 +181,33 @@ grpc::Status MaintenanceService::HashKV(grpc::ServerContext*,
   resp->set_hash(h.value().hash);
   resp->set_compact_revision(h.value().compact_revision);
   resp->set_hash_revision(h.value().hash_revision);
+  return grpc::Status::OK;
+}
+
+grpc::Status MaintenanceService::Snapshot(
+    grpc::ServerContext* c, const etcdserverpb::SnapshotRequest*,
+    grpc::ServerWriter<etcdserverpb::SnapshotResponse>* writer) {
+  const ::kvstore::MvccStore& store = ctx_->replicator().store();
+  SnapshotHeader header;
+  header.member_id = ctx_->config().node_id;
+  header.revision = store.CurrentRevision();
+  header.compacted = store.CompactedRevision();
+  auto source = store.ExportSnapshot();
+  if (!source.ok()) return ToGrpcStatus(source.status());
+  SnapshotStreamWriter stream(std::move(source).value(), header);
+  etcdserverpb::SnapshotResponse resp;
+  ctx_->FillHeader(resp.mutable_header(), header.revision);
+  for (bool more = true; more;) {
+    if (c->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "snapshot cancelled");
+    totem::StatusOr<bool> next = stream.Next(1 << 20, resp.mutable_blob());
+    if (!next.ok()) return ToGrpcStatus(next.status());
+    more = *next;
+    resp.set_remaining_bytes(more ? 32 : 0);  // at least the trailing SHA-256 is still to come
+    if (!writer->Write(resp)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "snapshot stream closed by the client");
+    }
+    resp.clear_header();
+  }
   return grpc::Status::OK;
 }
 

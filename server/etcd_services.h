@@ -7,6 +7,7 @@
 //    representative, raftIndex = applied position (frame seq in the
 //    current ring), raftTerm = ring seq.
 //  - Maintenance.HashKV: etcd's keyspace hash from local state (hash_kv.h).
+//  - Maintenance.Snapshot: a backup of this member's store (snapshot_file.h).
 //  - Cluster.MemberList: the configured members (--initial-cluster), with
 //    Totem addresses as peerURLs (udp://HOST:PORT) and the client URLs
 //    from --initial-cluster-client-urls.
@@ -83,6 +84,13 @@ class MaintenanceService final : public etcdserverpb::Maintenance::Service {
   // (hash_kv.h: etcd's algorithm, so equal stores answer equal hashes).
   grpc::Status HashKV(grpc::ServerContext* c, const etcdserverpb::HashKVRequest* req,
                       etcdserverpb::HashKVResponse* resp) override;
+  // Streams a point-in-time image of this member's store in totemkvd's
+  // backup format (snapshot_file.h), in pieces of about 1 MiB. The first
+  // response's header revision is the member's revision when the export
+  // began; remaining_bytes is not known ahead: nonzero (a lower bound) until
+  // the last response, which carries 0.
+  grpc::Status Snapshot(grpc::ServerContext* c, const etcdserverpb::SnapshotRequest* req,
+                        grpc::ServerWriter<etcdserverpb::SnapshotResponse>* writer) override;
 
  private:
   const ServerContext* ctx_;

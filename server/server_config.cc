@@ -68,6 +68,9 @@ const std::vector<FlagSpec>& Flags() {
        "Totem cluster key (totem-keygen); required for several members,\n"
        "generated in DIR for one"},
       {"sync", "BOOL", "fsync once per applied batch (default: true)"},
+      {"restore-snapshot", "FILE",
+       "create --data-dir's store from a backup (Maintenance.Snapshot,\n"
+       "`tkv snapshot save`) and exit; the data dir must hold no store"},
       {"max-watches", "N", "watches open on this member at once (default: 10000)"},
       {"replication-log-ops", "N",
        "ops kept in the op log for catching members up; a member further\n"
@@ -552,6 +555,7 @@ StatusOr<ServerConfig> ParseConfig(const ConfigSources& sources) {
   const bool name_given = get("name", &c.name);
   get("data-dir", &c.data_dir);
   get("key-file", &c.key_file);
+  get("restore-snapshot", &c.restore_snapshot);
   if (get("sync", &value) && !ParseBool(value, &c.sync)) return bad("sync", "want true or false");
   if (get("replication-log-ops", &value) &&
       (!ParseUnsigned<uint64_t>(value, 1000000000, &c.replication_log_ops) ||

@@ -90,6 +90,8 @@ struct ServerConfig {
   std::vector<ClusterMember> cluster;  // sorted by id
   totem::NodeId node_id = totem::kNoNode;
   std::string key_file;  // empty: <data-dir>/cluster.key (single-node only)
+  // Set: restore <data_dir>/db from this backup file and exit.
+  std::string restore_snapshot;
   bool sync = true;
   // Watch service (server/watch_hub.h).
   size_t max_watches = 10000;

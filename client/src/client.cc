@@ -584,6 +584,34 @@ StatusOr<etcdserverpb::StatusResponse> Client::ServerStatus() {
   return resp;
 }
 
+Status Client::Snapshot(
+    const std::function<bool(const etcdserverpb::SnapshotResponse&)>& on_response) {
+  etcdserverpb::SnapshotRequest req;
+  return Call(Kind::kRead, [&](const auto& ch, grpc::ClientContext*) {
+    // The stream may outlast the command timeout: its own context, no deadline.
+    grpc::ClientContext ctx;
+    auto stub = etcdserverpb::Maintenance::NewStub(ch);
+    auto stream = stub->Snapshot(&ctx, req);
+    etcdserverpb::SnapshotResponse resp;
+    uint64_t received = 0;
+    while (stream->Read(&resp)) {
+      ++received;
+      if (!on_response(resp)) {
+        ctx.TryCancel();
+        stream->Finish().ok();
+        return grpc::Status(grpc::StatusCode::CANCELLED, "snapshot stopped by the caller");
+      }
+    }
+    grpc::Status s = stream->Finish();
+    if (!s.ok() && received > 0) {
+      return grpc::Status(grpc::StatusCode::ABORTED,
+                          "snapshot stream broken after " + std::to_string(received) +
+                              " responses: " + s.error_message());
+    }
+    return s;
+  });
+}
+
 StatusOr<etcdserverpb::StatusResponse> Client::ServerStatus(const std::string& endpoint) {
   ClientOptions one = options_;
   one.endpoints = {endpoint};

@@ -6,7 +6,9 @@
 // usage text and exits 2. Deviations from etcdctl, on purpose: `get
 // --keys-only` prints only keys (no blank value lines), `status` prints a
 // table of every endpoint, and error lines name the gRPC code.
+#include <openssl/evp.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -53,6 +55,9 @@ Commands:
   configurations [--limit=N]   totemkvd only: the node's configuration changes,
                                oldest first (the newest N)
   counters                     totemkvd only: the node's Totem and store counters
+  snapshot save FILE           write a backup of the first endpoint that answers
+                               (Maintenance.Snapshot; checks its SHA-256); restore
+                               it with `totemkvd --restore-snapshot FILE`
 
 Global flags:
   --endpoints=a,b,c            gRPC endpoints (default $TKV_ENDPOINTS or 127.0.0.1:2379)
@@ -229,6 +234,7 @@ class Tool {
     if (cmd == "ring") return Ring();
     if (cmd == "configurations" || cmd == "configs") return Configurations();
     if (cmd == "counters") return Counters();
+    if (cmd == "snapshot") return Snapshot();
     if (cmd == "endpoint") {
       Need(a_, 2, 2, "endpoint status");
       if (a_.positional[1] != "status") throw UsageError{"expected: endpoint status"};
@@ -457,6 +463,74 @@ class Tool {
     auto r = c_.AdminListConfigurations(static_cast<uint32_t>(limit));
     if (!r.ok()) return Fail(r.status());
     std::cout << (json_ ? JsonConfigurations(*r) + "\n" : SimpleConfigurations(*r));
+    return 0;
+  }
+
+  // Streams into FILE.part and renames it to FILE only when the whole
+  // stream arrived and its trailing SHA-256 (snapshot_file.h's layout, as
+  // etcd's) matches, so FILE is never a partial backup.
+  int Snapshot() {
+    Need(a_, 3, 3, "snapshot save FILE");
+    if (a_.positional[1] == "restore") {
+      throw UsageError{"restoring needs the server's store: totemkvd --restore-snapshot FILE "
+                       "--data-dir DIR"};
+    }
+    if (a_.positional[1] != "save") throw UsageError{"expected: snapshot save FILE"};
+    const std::string path = a_.positional[2];
+    const std::string part = path + ".part";
+    std::FILE* f = std::fopen(part.c_str(), "wb");
+    const auto io_error = [](const std::string& what) {
+      return Status(client::StatusCode::UNKNOWN, what + ": " + std::strerror(errno));
+    };
+    if (f == nullptr) return Fail(io_error("cannot create " + part));
+    ::fchmod(::fileno(f), 0600);  // a backup holds every value: owner only, as etcdctl
+    EVP_MD_CTX* sha = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(sha, EVP_sha256(), nullptr);
+    std::string tail;  // the last 32 bytes seen
+    uint64_t bytes = 0;
+    int64_t revision = 0;
+    bool write_failed = false;
+    Status s = c_.Snapshot([&](const etcdserverpb::SnapshotResponse& r) {
+      if (r.has_header() && revision == 0) revision = r.header().revision();
+      const std::string& blob = r.blob();
+      if (std::fwrite(blob.data(), 1, blob.size(), f) != blob.size()) {
+        write_failed = true;
+        return false;
+      }
+      bytes += blob.size();
+      // Hash everything but the final 32 bytes: keep them back in `tail`.
+      tail += blob;
+      if (tail.size() > 32) {
+        EVP_DigestUpdate(sha, tail.data(), tail.size() - 32);
+        tail.erase(0, tail.size() - 32);
+      }
+      return true;
+    });
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    EVP_DigestFinal_ex(sha, md, &md_len);
+    EVP_MD_CTX_free(sha);
+    const bool closed = std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+    std::fclose(f);
+    auto fail = [&](const Status& st) {
+      std::remove(part.c_str());
+      return Fail(st);
+    };
+    if (write_failed || !closed) {
+      return fail(io_error("cannot write " + part));
+    }
+    if (!s.ok()) return fail(s);
+    if (bytes % 512 != 32 || tail.size() != 32 || md_len != 32 ||
+        std::memcmp(md, tail.data(), 32) != 0) {
+      return fail(Status(client::StatusCode::DATA_LOSS,
+                         "snapshot of " + std::to_string(bytes) +
+                             " bytes has no valid trailing SHA-256 (incomplete or corrupt)"));
+    }
+    if (std::rename(part.c_str(), path.c_str()) != 0) {
+      return fail(io_error("cannot rename " + part));
+    }
+    std::cout << "Snapshot saved at " << path << " (" << bytes << " bytes, revision " << revision
+              << ")\n";
     return 0;
   }
 

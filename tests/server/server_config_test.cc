@@ -20,6 +20,15 @@ TEST(ServerConfigTest, NoFlagsIsASingleNodeDefault) {
   EXPECT_EQ(c->node_id, 1u);
   EXPECT_TRUE(c->sync);
   EXPECT_TRUE(c->key_file.empty());
+  EXPECT_TRUE(c->restore_snapshot.empty());
+}
+
+TEST(ServerConfigTest, RestoreSnapshotFlag) {
+  totem::StatusOr<ServerConfig> c =
+      ParseFlags({"--data-dir", "/tmp/d", "--restore-snapshot", "/tmp/backup.snap"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->restore_snapshot, "/tmp/backup.snap");
+  EXPECT_EQ(c->data_dir, "/tmp/d");
 }
 
 TEST(ServerConfigTest, ThreeMembers) {
@@ -352,6 +361,7 @@ TEST(ServerConfigTest, Usage_ListsEveryFlagAndTheEnvironment) {
                            "--node-id",
                            "--key-file",
                            "--sync",
+                           "--restore-snapshot",
                            "--totem-transport",
                            "--totem-mcast-addr",
                            "--totem-mcast-port",

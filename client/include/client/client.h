@@ -238,6 +238,13 @@ class Client {
   // Maintenance.Status of exactly `endpoint` (no failover), for
   // per-endpoint tables.
   StatusOr<etcdserverpb::StatusResponse> ServerStatus(const std::string& endpoint);
+  // Maintenance.Snapshot: hands every response (blob pieces in order) to
+  // `on_response` until the stream ends (OK) or it returns false
+  // (CANCELLED). Failover applies only until the first response arrived;
+  // a stream broken after that fails with ABORTED (the caller's partial
+  // output is incomplete). The stream itself has no deadline (a large
+  // store takes long); connecting is bounded by the usual timeouts.
+  Status Snapshot(const std::function<bool(const etcdserverpb::SnapshotResponse&)>& on_response);
 
   // totemkvd's own Admin service (proto/admin/admin.proto; etcd answers
   // UNIMPLEMENTED). Reads with failover, like Get: each response names the
