@@ -22,6 +22,7 @@ PACKAGES=(
   etcd-client
   python3-etcd3  # tests/server/python_etcd3_test.py (brings python3-grpcio, -protobuf)
   docker-compose  # validates deploy/docker-compose.yml (tests/server/compose_*; brings python3-yaml)
+  clang-14 clang libclang-rt-14-dev  # libFuzzer targets (fuzz/, scripts/fuzz.sh); the runtime is in libclang-rt
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

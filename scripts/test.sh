@@ -3,16 +3,20 @@
 #
 #   ./scripts/test.sh           set up, build with -Werror, run every test
 #                               (unit, sim, integration, slow), then build with
-#                               ASan+UBSan in build-asan and run unit + sim there
-#   ./scripts/test.sh --quick   same build, ctest -LE slow, no sanitizer build
+#                               ASan+UBSan in build-asan and run unit + sim there,
+#                               then build the libFuzzer targets with clang in
+#                               build-fuzz and run each briefly (scripts/fuzz.sh)
+#   ./scripts/test.sh --quick   same build, ctest -LE slow, no sanitizer or fuzz build
 #
 # Options:
 #   --quick          skip tests labelled "slow" and the sanitizer build
 #   --no-setup       do not run scripts/setup.sh (packages already there)
 #   --no-asan        skip the sanitizer build even in a full run
+#   --no-fuzz        skip the fuzz build and runs even in a full run
 #
 # Environment: TEST_JOBS (ctest -j, default 2), BUILD_JOBS (compile jobs,
-# default nproc), TEST_TIMEOUT_S (default per-test timeout, default 600).
+# default nproc), TEST_TIMEOUT_S (default per-test timeout, default 600),
+# FUZZ_TIME_S (seconds per fuzz target, default 20).
 # Exits non-zero if any phase fails; the last lines are a summary.
 set -euo pipefail
 
@@ -21,11 +25,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 quick=0
 setup=1
 asan=1
+fuzz=1
 while (($#)); do
   case "$1" in
-    --quick) quick=1; asan=0 ;;
+    --quick) quick=1; asan=0; fuzz=0 ;;
     --no-setup) setup=0 ;;
     --no-asan) asan=0 ;;
+    --no-fuzz) fuzz=0 ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) printf 'test: unknown argument %s (try --help)\n' "$1" >&2; exit 2 ;;
   esac
@@ -134,6 +140,12 @@ if ((asan)); then
     fi
     run_phase asan-test run_ctest build-asan build-asan/ctest.log "${asan_args[@]}" || true
   fi
+fi
+
+# libFuzzer targets (fuzz/): clang build of only their dependencies, then
+# each target for FUZZ_TIME_S from its seed corpus and regressions.
+if ((fuzz)); then
+  run_phase fuzz ./scripts/fuzz.sh --dir build-fuzz --time "${FUZZ_TIME_S:-20}" || true
 fi
 
 finish

@@ -222,6 +222,14 @@ void SingleRing::HandleToken(const Header& h, Reader& r, Output& out) {
     }
     return;
   }
+  // Every frame of the ring is numbered from a token first, so a new token
+  // never announces fewer frames than this node already holds of the ring.
+  // Acting on one would number new frames with sequence numbers in use
+  // (found by fuzz/fuzz_totem_wire): the token is corrupt or forged.
+  if (incoming_.seq < cur_.high) {
+    ++counters_.drop_malformed;
+    return;
+  }
   seen_token_ = true;
   last_token_seq_ = incoming_.token_seq;
   std::swap(token_, incoming_);
