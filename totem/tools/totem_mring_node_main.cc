@@ -57,9 +57,13 @@
 #include <thread>
 #include <vector>
 
+#include "tool_util.h"
 #include "totem/multi_ring_node.h"
 
 namespace {
+
+using totem::tools::IdList;
+using totem::tools::MonotonicUs;
 
 constexpr size_t kHeaderBytes = 20;
 
@@ -86,13 +90,7 @@ void OnSignal(int sig) {
 }
 
 uint64_t ParseU64(const std::string& what, const std::string& s, uint64_t max) {
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) {
-    Usage(what + " needs a non-negative integer, got '" + s + "'");
-  }
-  errno = 0;
-  const unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
-  if (errno != 0 || v > max) Usage(what + " value " + s + " is out of range");
-  return v;
+  return totem::tools::ParseU64(what, s, max, Usage);
 }
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -101,12 +99,6 @@ std::vector<std::string> Split(const std::string& s, char sep) {
   std::string item;
   while (std::getline(in, item, sep)) out.push_back(item);
   return out;
-}
-
-uint64_t MonoUs() {
-  struct timespec ts {};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
 }
 
 struct LocalRingFlag {
@@ -220,18 +212,10 @@ Options ParseFlags(int argc, char** argv) {
 }
 
 void PutU(std::vector<uint8_t>& b, size_t at, uint64_t v, size_t n) {
-  for (size_t i = 0; i < n; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * i));
+  totem::tools::WriteLE(b.data() + at, v, n);
 }
 uint64_t GetU(std::span<const uint8_t> b, size_t at, size_t n) {
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; ++i) v |= static_cast<uint64_t>(b[at + i]) << (8 * i);
-  return v;
-}
-
-std::string Join(const std::vector<uint32_t>& v) {
-  std::string s;
-  for (uint32_t x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
-  return s;
+  return totem::tools::ReadLE(b.data() + at, n);
 }
 
 // Delivery state, touched on the ordering thread (callbacks) and read by main.
@@ -287,7 +271,7 @@ int main(int argc, char** argv) {
 
   totem::MultiRingCallbacks cb;
   cb.on_deliver = [&](const totem::core::MultiDelivery& d) {
-    const uint64_t now = MonoUs();
+    const uint64_t now = MonotonicUs();
     std::lock_guard<std::mutex> lock(st.mu);
     st.delivered++;
     if (st.have_last && !(st.last < d.key)) st.order_violations++;
@@ -315,18 +299,18 @@ int main(int argc, char** argv) {
     const char* kind =
         t.kind == totem::core::TopologyChangeKind::kBridge ? "bridge" : "ring-gateways";
     std::printf("topology kind=%s ring=%u other=%u gateways=[%s] reachable=[%s] t_us=%" PRIu64 "\n",
-                kind, t.ring, t.other_ring, Join(t.gateways).c_str(), Join(t.reachable).c_str(),
-                MonoUs());
+                kind, t.ring, t.other_ring, IdList(t.gateways).c_str(), IdList(t.reachable).c_str(),
+                MonotonicUs());
     std::lock_guard<std::mutex> lock(st.mu);
     if (st.log != nullptr) {
       std::fprintf(st.log, "t %" PRIu64 " %u %s %u %u reachable=%s\n", t.key.timestamp,
-                   t.key.source_ring, kind, t.ring, t.other_ring, Join(t.reachable).c_str());
+                   t.key.source_ring, kind, t.ring, t.other_ring, IdList(t.reachable).c_str());
     }
   };
   cb.on_ring_configuration = [&](totem::core::RingNumber ring, const totem::ConfigurationEvent& e) {
     std::printf("ring %u config %s id=%s members=[%s] t_us=%" PRIu64 "\n", ring,
                 totem::ConfigurationKindName(e.kind), e.id.ToString().c_str(),
-                Join(e.members).c_str(), MonoUs());
+                IdList(e.members).c_str(), MonotonicUs());
   };
 
   std::printf("config: id=%u local_rings=%zu rings=%zu links=%zu rate=%" PRIu64 " size=%" PRIu64
@@ -359,7 +343,7 @@ int main(int argc, char** argv) {
       }
       PutU(payload, 0, o.id, 4);
       PutU(payload, 4, sent + 1, 8);
-      PutU(payload, 12, MonoUs(), 8);
+      PutU(payload, 12, MonotonicUs(), 8);
       const totem::Status s = node->Submit(payload, o.guarantee);
       if (s.code() == totem::StatusCode::kWouldBlock) {
         node->WaitWritable(std::chrono::milliseconds(50));
@@ -400,7 +384,7 @@ int main(int argc, char** argv) {
                   " reachable=[%s] queued=%zu forwarded=%" PRIu64 " late_dropped=%" PRIu64
                   " blocked=\"%s\"\n",
                   std::chrono::duration<double>(now - start).count(), sent.load(), delivered,
-                  Join(node->Reachable()).c_str(), node->Queued(), c.forwarded, c.late_dropped,
+                  IdList(node->Reachable()).c_str(), node->Queued(), c.forwarded, c.late_dropped,
                   node->BlockedReason().c_str());
     }
     if (o.run_seconds != 0 && now - start >= std::chrono::seconds(o.run_seconds)) break;

@@ -71,9 +71,15 @@
 #include <utility>
 #include <vector>
 
+#include "tool_util.h"
 #include "totem/node.h"
 
 namespace {
+
+using totem::tools::IdList;
+using totem::tools::MonotonicUs;
+using totem::tools::ReadLE;
+using totem::tools::WriteLE;
 
 using Clock = std::chrono::steady_clock;
 
@@ -131,13 +137,7 @@ struct Options {
 }
 
 uint64_t ParseU64(const std::string& flag, const std::string& s, uint64_t max) {
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) {
-    Usage(flag + " needs a non-negative integer, got '" + s + "'");
-  }
-  errno = 0;
-  const unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
-  if (errno != 0 || v > max) Usage(flag + " value " + s + " is out of range");
-  return v;
+  return totem::tools::ParseU64(flag, s, max, Usage);
 }
 
 std::vector<totem::Peer> ParsePeers(const std::string& s) {
@@ -258,31 +258,6 @@ Options ParseFlags(int argc, char** argv) {
   if (!o.wait_members_given) o.wait_members = o.run_seconds == 0 ? o.peers.size() : 0;
   if (o.wait_members > o.peers.size()) Usage("--wait-members exceeds the number of peers");
   return o;
-}
-
-uint64_t ReadU64(const uint8_t* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i) v = (v << 8) | p[i];
-  return v;
-}
-void WriteU64(uint8_t* p, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-// CLOCK_MONOTONIC in microseconds: the same clock in every process of a host.
-uint64_t MonotonicUs() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-}
-
-std::string IdList(const std::vector<totem::NodeId>& ids) {
-  std::string s;
-  for (totem::NodeId id : ids) {
-    if (!s.empty()) s += ",";
-    s += std::to_string(id);
-  }
-  return s;
 }
 
 constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
@@ -460,9 +435,9 @@ int main(int argc, char** argv) {
       }
       return;
     }
-    const auto claimed = static_cast<totem::NodeId>(ReadU64(d.payload.data(), 4));
-    const uint64_t index = ReadU64(d.payload.data() + 4, 8);
-    const uint64_t inc = ReadU64(d.payload.data() + 12, 8);
+    const auto claimed = static_cast<totem::NodeId>(ReadLE(d.payload.data(), 4));
+    const uint64_t index = ReadLE(d.payload.data() + 4, 8);
+    const uint64_t inc = ReadLE(d.payload.data() + 12, 8);
     if (log.enabled()) {
       std::fprintf(log.file(), "msg %s %s %u %016llx %llu %s\n",
                    totem::ConfigurationKindName(d.config_kind), d.config_id.ToString().c_str(),
@@ -567,9 +542,9 @@ int main(int argc, char** argv) {
         }
         if (stop_sending) return;
       }
-      WriteU64(payload.data(), o.id, 4);
-      WriteU64(payload.data() + 4, i, 8);
-      WriteU64(payload.data() + 12, incarnation, 8);
+      WriteLE(payload.data(), o.id, 4);
+      WriteLE(payload.data() + 4, i, 8);
+      WriteLE(payload.data() + 12, incarnation, 8);
       if (payload.size() > kPayloadHeaderBytes) {
         payload[kPayloadHeaderBytes] = static_cast<uint8_t>(i);
       }
@@ -660,8 +635,8 @@ int main(int argc, char** argv) {
     // of the current regular configuration is done, so nobody's leaving
     // disturbs the others' last deliveries.
     std::vector<uint8_t> marker(kPayloadHeaderBytes, 0);
-    WriteU64(marker.data(), o.id, 4);
-    WriteU64(marker.data() + 12, incarnation, 8);
+    WriteLE(marker.data(), o.id, 4);
+    WriteLE(marker.data() + 12, incarnation, 8);
     totem::Status st = node->Submit(marker, totem::Guarantee::kSafe);
     while (st.code() == totem::StatusCode::kWouldBlock && Clock::now() < deadline) {
       node->WaitWritable(std::chrono::milliseconds(100));
