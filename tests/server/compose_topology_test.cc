@@ -604,8 +604,8 @@ TEST_F(ComposeTopologyTest, ComposeCluster_PutGetKillPartitionHeal_Converges) {
   }
 }
 
-// The README's backup and restore (Maintenance.Snapshot is not implemented
-// yet): a cold copy of one member's data dir, taken while only that member
+// The README's offline backup and restore (the online one, with
+// Maintenance.Snapshot, is tests/server/snapshot_test.cc): a cold copy of one member's data dir, taken while only that member
 // is stopped, rebuilds the whole cluster: the member it came from gets it
 // back, the others start empty, and all serve the backup's state (and not
 // the writes made after it).
