@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -23,6 +26,16 @@ inline std::string SelfDir() {
   if (n <= 0) return ".";
   std::string path(buf, static_cast<size_t>(n));
   return path.substr(0, path.rfind('/'));
+}
+
+// `s` as a decimal integer in [min, max] into *out; false otherwise.
+inline bool ParseUint(const std::string& s, uint64_t min, uint64_t max, uint64_t* out) {
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
+  errno = 0;
+  const unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
+  if (errno != 0 || v < min || v > max) return false;
+  *out = v;
+  return true;
 }
 
 // Polls `condition` every 2 ms until it holds or `timeout` passes.

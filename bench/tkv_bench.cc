@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "admin/admin.grpc.pb.h"
+#include "bench_util.h"
 #include "etcd/rpc.grpc.pb.h"
 #include "grpc_code_name.h"
 #include "tkv_failover.h"
@@ -140,14 +141,7 @@ void PrintUsage() {
       "                        and etcd clusters): see tkv-bench --failover --help\n");
 }
 
-bool ParseUint(const std::string& s, uint64_t min, uint64_t max, uint64_t* out) {
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
-  errno = 0;
-  const unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
-  if (errno != 0 || v < min || v > max) return false;
-  *out = v;
-  return true;
-}
+using totemkv::bench::ParseUint;
 
 bool ParseDouble(const std::string& s, double min, double max, double* out) {
   if (s.empty()) return false;

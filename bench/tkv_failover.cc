@@ -150,14 +150,7 @@ void PrintUsage() {
       "not complete (puts did not resume or the victim did not serve again).\n");
 }
 
-bool ParseUint(const std::string& s, uint64_t min, uint64_t max, uint64_t* out) {
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos) return false;
-  errno = 0;
-  const unsigned long long v = std::strtoull(s.c_str(), nullptr, 10);
-  if (errno != 0 || v < min || v > max) return false;
-  *out = v;
-  return true;
-}
+using totemkv::bench::ParseUint;
 
 std::optional<FailoverOptions> ParseFailoverOptions(int argc, char** argv) {
   FailoverOptions o;
