@@ -187,6 +187,14 @@ Status MultiRing::Submit(std::span<const uint8_t> payload, Guarantee guarantee, 
   return Status::Ok();
 }
 
+Status MultiRing::Submit(std::span<const uint8_t> payload, Guarantee guarantee,
+                         std::span<const RingNumber> destinations, uint64_t now_us,
+                         MultiRingOutput& out) {
+  // Filtering is not implemented yet: every ring gets the payload.
+  (void)destinations;
+  return Submit(payload, guarantee, now_us, out);
+}
+
 MultiRing::LocalRing* MultiRing::FindLocal(RingNumber ring) {
   const int i = LocalIndex(ring);
   return i < 0 ? nullptr : &local_[static_cast<size_t>(i)];

@@ -149,6 +149,26 @@ struct MultiDelivery {
   MessageKey key;
   Guarantee guarantee = Guarantee::kAgreed;
   std::span<const uint8_t> payload;  // valid during the callback only
+  // The global configuration (GlobalConfiguration::id) it is delivered in;
+  // {} before the first one.
+  ConfigurationId config;
+};
+
+// The global configuration: an extended-virtual-synchrony view of the whole
+// ring network for applications that need one (the store's primary
+// component): every processor of every ring this processor waits for, as
+// the rings' latest membership reports say. Delivered in the total order,
+// at `key`, so every processor that delivers the messages around it sees it
+// at the same logical point with the same members. A processor that does
+// not yet know the members of some reachable ring (it just started)
+// delivers none until it does.
+struct GlobalConfiguration {
+  MessageKey key;
+  // rep: the lowest member; seq: key.timestamp (Lamport: a configuration
+  // formed later, causally, has a higher seq).
+  ConfigurationId id;
+  std::vector<NodeId> members;                             // sorted ascending
+  std::map<RingNumber, std::vector<NodeId>> ring_members;  // reachable rings only
 };
 
 enum class TopologyChangeKind : uint8_t { kRingGateways = 1, kBridge = 2 };
@@ -175,6 +195,11 @@ class MultiRingOutput {
                             Guarantee guarantee) = 0;
   virtual void Deliver(const MultiDelivery& delivery) = 0;
   virtual void DeliverTopology(const TopologyEvent& event) = 0;
+  // The global configuration changed (after DeliverTopology at the same key,
+  // if any). Default: ignored.
+  virtual void DeliverConfiguration(const GlobalConfiguration& configuration) {
+    (void)configuration;
+  }
   // Arm (re-arm) the one timer of the layer.
   virtual void SetTimer(uint64_t delay_us) = 0;
 };
@@ -211,6 +236,12 @@ class MultiRing {
   // Errors: kUnavailable before Start.
   Status Submit(std::span<const uint8_t> payload, Guarantee guarantee, uint64_t now_us,
                 MultiRingOutput& out);
+  // The same, delivered only to the processors of `destinations` (rings;
+  // empty: every ring). Gateways forward the payload only toward rings on
+  // the way to a destination (group filtering); the other rings get a
+  // payload-less stub that keeps the order and the guarantees exact.
+  Status Submit(std::span<const uint8_t> payload, Guarantee guarantee,
+                std::span<const RingNumber> destinations, uint64_t now_us, MultiRingOutput& out);
 
   // Inputs from the single-ring core of local ring `ring`.
   void HandleRingDelivery(RingNumber ring, const Delivery& delivery, uint64_t now_us,

@@ -44,6 +44,7 @@ struct RingConfigEvent {
 struct SubmitEvent {
   std::vector<uint8_t> payload;
   Guarantee guarantee = Guarantee::kAgreed;
+  std::vector<core::RingNumber> destinations;  // empty: every ring
 };
 using Event = std::variant<RingDeliveryEvent, RingConfigEvent, SubmitEvent>;
 
@@ -97,6 +98,11 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
   }
 
   Status Submit(std::span<const uint8_t> payload, Guarantee guarantee) override {
+    return Submit(payload, guarantee, {});
+  }
+
+  Status Submit(std::span<const uint8_t> payload, Guarantee guarantee,
+                std::span<const core::RingNumber> destinations) override {
     if (payload.size() > max_payload_) {
       return {StatusCode::kResourceExhausted,
               "multi-ring: message of " + std::to_string(payload.size()) +
@@ -109,7 +115,8 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
     }
     pending_submits_++;
     events_.emplace_back(
-        SubmitEvent{std::vector<uint8_t>(payload.begin(), payload.end()), guarantee});
+        SubmitEvent{std::vector<uint8_t>(payload.begin(), payload.end()), guarantee,
+                    std::vector<core::RingNumber>(destinations.begin(), destinations.end())});
     cv_.notify_all();
     return Status::Ok();
   }
@@ -230,7 +237,7 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
     } else {
       auto& s = std::get<SubmitEvent>(e);
       // Cannot fail after Start (the only error is kUnavailable before it).
-      (void)core_.Submit(s.payload, s.guarantee, now, *this);
+      (void)core_.Submit(s.payload, s.guarantee, s.destinations, now, *this);
     }
   }
 
@@ -278,6 +285,9 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
   }
   void DeliverTopology(const core::TopologyEvent& event) override {
     if (callbacks_.on_topology) callbacks_.on_topology(event);
+  }
+  void DeliverConfiguration(const core::GlobalConfiguration& configuration) override {
+    if (callbacks_.on_configuration) callbacks_.on_configuration(configuration);
   }
   void SetTimer(uint64_t delay_us) override {
     timer_armed_ = true;

@@ -67,6 +67,9 @@ struct MultiRingNodeConfig {
 struct MultiRingCallbacks {
   std::function<void(const core::MultiDelivery&)> on_deliver;
   std::function<void(const core::TopologyEvent&)> on_topology;
+  // Optional: the global configuration (core::GlobalConfiguration), in the
+  // total order; MultiDelivery::config names the one a message is in.
+  std::function<void(const core::GlobalConfiguration&)> on_configuration;
   // Optional: a local ring's configuration events (on the ordering thread,
   // just before the layer sees them).
   std::function<void(core::RingNumber, const ConfigurationEvent&)> on_ring_configuration;
@@ -79,6 +82,10 @@ class MultiRingNode {
   virtual ~MultiRingNode() = default;
 
   virtual Status Submit(std::span<const uint8_t> payload, Guarantee guarantee) = 0;
+  // Delivered only on the rings `destinations` (empty: everywhere); see
+  // core::MultiRing::Submit.
+  virtual Status Submit(std::span<const uint8_t> payload, Guarantee guarantee,
+                        std::span<const core::RingNumber> destinations) = 0;
   virtual bool WaitWritable(std::chrono::milliseconds timeout) = 0;
 
   // Snapshots (thread-safe), as of the last unit of ordering-thread work.
