@@ -1,16 +1,20 @@
-// Unit tests of the pure multiple-ring layer (totem/core/multi_ring.h) over
-// perfect fake rings: each ring is one FIFO delivered to all its members in
-// the same order, configuration events are given by the test, and the
+// Unit tests of the pure multiple-ring layer (totem/core/multi_ring.h, and
+// its global view: global_view.h), mostly over perfect fake rings: each
+// ring is one FIFO delivered to all its members in the same order,
+// configuration events are given by the test, and the
 // gateway's guarantee-vector timer fires only when a test fires it.
 #include "totem/core/multi_ring.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "totem/core/global_view.h"
 
 namespace totem::core {
 namespace {
@@ -29,6 +33,7 @@ class Bus {
   std::map<RingNumber, std::vector<Proc*>> members;
   std::map<RingNumber, std::deque<Frame>> queued;
   std::map<RingNumber, uint64_t> config_seq;
+  std::map<RingNumber, std::vector<std::vector<uint8_t>>> submitted;  // every frame, per ring
 
   void Configure(RingNumber ring, std::vector<Proc*> procs);
   void Pump();
@@ -47,13 +52,16 @@ struct Proc : public MultiRingOutput {
   }
   void SubmitToRing(RingNumber ring, std::span<const uint8_t> bytes, Guarantee g) override {
     bus.queued[ring].push_back({id, {bytes.begin(), bytes.end()}, g});
+    bus.submitted[ring].emplace_back(bytes.begin(), bytes.end());
   }
   void Deliver(const MultiDelivery& d) override {
     data.emplace_back(d.payload.begin(), d.payload.end());
     keys.push_back(d.key);
     guarantees.push_back(d.guarantee);
+    data_configs.push_back(d.config);
   }
   void DeliverTopology(const TopologyEvent& ev) override { topology.push_back(ev); }
+  void DeliverConfiguration(const GlobalConfiguration& c) override { configs.push_back(c); }
   void SetTimer(uint64_t delay_us) override { timer_us = delay_us; }
   void Submit(const std::string& s, Guarantee g = Guarantee::kAgreed) {
     ASSERT_TRUE(mr->Submit(std::vector<uint8_t>(s.begin(), s.end()), g, 0, *this).ok());
@@ -67,6 +75,8 @@ struct Proc : public MultiRingOutput {
   std::vector<MessageKey> keys;
   std::vector<Guarantee> guarantees;
   std::vector<TopologyEvent> topology;
+  std::vector<ConfigurationId> data_configs;  // MultiDelivery::config of each delivery
+  std::vector<GlobalConfiguration> configs;
   uint64_t timer_us = 0;
 };
 
@@ -297,7 +307,7 @@ TEST_F(TwoRingTest, MalformedEnvelope_IsCountedAndDropped) {
   p1.mr->HandleRingDelivery(1, d, 0, p1);
   std::vector<uint8_t> truncated(40, 0);
   truncated[0] = 0xA7;
-  truncated[1] = 1;
+  truncated[1] = 2;
   truncated[2] = 2;  // guarantee vector with a body that does not parse
   truncated[3] = 1;
   truncated[4] = 2;  // source ring 2, forwarded (effective timestamp set)
@@ -311,6 +321,241 @@ TEST_F(TwoRingTest, MalformedEnvelope_IsCountedAndDropped) {
   p1.mr->HandleRingDelivery(1, d, 0, p1);
   EXPECT_EQ(p1.mr->counters().malformed_dropped, 2u);
   EXPECT_TRUE(p1.data.empty());
+}
+
+// Global configurations (multi_ring.h, "Global configurations").
+void ExpectSameConfiguration(const GlobalConfiguration& a, const GlobalConfiguration& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.key, b.key);
+  EXPECT_EQ(a.members, b.members);
+  EXPECT_EQ(a.ring_members, b.ring_members);
+}
+
+TEST_F(TwoRingTest, GlobalConfiguration_EveryProcessorSeesTheWholeNetwork) {
+  for (Proc* p : {&p1, &p2, &g}) {
+    ASSERT_FALSE(p->configs.empty()) << "node " << p->id;
+    ExpectSameConfiguration(p->configs.back(), p1.configs.back());
+    EXPECT_EQ(p->mr->counters().configurations_delivered, p->configs.size());
+  }
+  const GlobalConfiguration& c = p1.configs.back();
+  EXPECT_EQ(c.members, (std::vector<NodeId>{1, 2, 3}));
+  EXPECT_EQ(c.ring_members.at(1), (std::vector<NodeId>{1, 3}));
+  EXPECT_EQ(c.ring_members.at(2), (std::vector<NodeId>{2, 3}));
+  EXPECT_EQ(c.id.rep, 1u);
+  EXPECT_EQ(c.id.seq >> 24, c.key.timestamp);
+  // Messages delivered from now on carry the configuration's id.
+  p1.Submit("x");
+  bus.Pump();
+  g.FireTimer();
+  bus.Pump();
+  ASSERT_EQ(p2.data, std::vector<std::string>{"x"});
+  EXPECT_EQ(p2.data_configs.back(), c.id);
+  EXPECT_EQ(p1.data_configs.back(), c.id);
+}
+
+TEST_F(TwoRingTest, GlobalConfiguration_RingChangeDeliveredAtOneKeyEverywhere) {
+  const GlobalConfiguration before = p1.configs.back();
+  // The same members re-form ring 1 (a new single-ring configuration): a new
+  // global configuration, same members, at one key everywhere.
+  bus.Configure(1, {&p1, &g});
+  bus.Pump();
+  g.FireTimer();
+  bus.Pump();
+  for (Proc* p : {&p1, &p2, &g}) {
+    ASSERT_GE(p->configs.size(), 2u) << "node " << p->id;
+    ExpectSameConfiguration(p->configs.back(), p1.configs.back());
+  }
+  EXPECT_EQ(p1.configs.back().members, before.members);
+  EXPECT_NE(p1.configs.back().id, before.id);
+  EXPECT_GT(p1.configs.back().id.seq, before.id.seq);
+  EXPECT_GT(p1.configs.back().key, before.key);
+
+  // Gateway 3 leaves ring 2 (in this fake bus it simply stops getting ring
+  // 2): ring 2 alone is processor 2's network now.
+  const size_t n1 = p1.configs.size();
+  bus.Configure(2, {&p2});
+  bus.Pump();
+  EXPECT_EQ(p2.configs.back().members, std::vector<NodeId>{2});
+  EXPECT_EQ(p2.configs.back().ring_members.count(1), 0u);
+  EXPECT_GT(p2.configs.back().id.seq, p1.configs.back().id.seq);
+  // Ring 1 delivered nothing new: its view is unchanged.
+  EXPECT_EQ(p1.configs.size(), n1);
+}
+
+TEST_F(TwoRingTest, GlobalConfiguration_NewProcessorWaitsThenResyncAlignsEveryone) {
+  MultiRingConfig shape = TwoRings();
+  Proc p4(bus, 4, {1}, shape);
+  bus.Configure(1, {&p1, &g, &p4});
+  bus.Pump();
+  // p1 and the gateway deliver ring 1's new report: members 1-4.
+  EXPECT_EQ(p1.configs.back().members, (std::vector<NodeId>{1, 2, 3, 4}));
+  ExpectSameConfiguration(g.configs.back(), p1.configs.back());
+  // p4 knows ring 1 but not the members of ring 2 behind the gateway.
+  EXPECT_TRUE(p4.configs.empty());
+  EXPECT_EQ(p4.mr->view().count(2), 0u);
+  const size_t n2 = p2.configs.size();
+  g.FireTimer();  // the gateway's view table reaches p4; p4 multicasts a Resync
+  bus.Pump();
+  EXPECT_EQ(p4.mr->counters().resyncs_sent, 1u);
+  ASSERT_EQ(p4.configs.size(), 1u);
+  EXPECT_EQ(p4.configs.back().members, (std::vector<NodeId>{1, 2, 3, 4}));
+  for (Proc* p : {&p1, &p2, &g}) {
+    ExpectSameConfiguration(p->configs.back(), p4.configs.back());
+    EXPECT_EQ(p->mr->counters().resyncs_delivered, 1u);
+  }
+  EXPECT_EQ(p2.configs.size(), n2 + 1);
+  // Nothing more to fix: another vector sends no second Resync.
+  g.FireTimer();
+  bus.Pump();
+  EXPECT_EQ(p4.mr->counters().resyncs_sent, 1u);
+}
+
+TEST_F(TwoRingTest, GlobalConfiguration_RestartedProcessorFillsItsViewFromAVector) {
+  MultiRingConfig shape = TwoRings();
+  shape.incarnation = 1;
+  Proc p2b(bus, 2, {2}, shape);  // processor 2 restarted
+  bus.Configure(2, {&p2b, &g});
+  bus.Pump();
+  EXPECT_TRUE(p2b.configs.empty());
+  p2b.Submit("early");
+  for (int i = 0; i < 3; ++i) {
+    bus.Pump();
+    g.FireTimer();
+  }
+  bus.Pump();
+  EXPECT_EQ(p2b.mr->counters().resyncs_sent, 1u);
+  ASSERT_FALSE(p2b.configs.empty());
+  for (Proc* p : {&p1, &g}) ExpectSameConfiguration(p->configs.back(), p2b.configs.back());
+  EXPECT_EQ(p2b.configs.back().members, (std::vector<NodeId>{1, 2, 3}));
+  // What it delivered before it knew the network carries no configuration.
+  ASSERT_FALSE(p2b.data.empty());
+  EXPECT_EQ(p2b.data_configs.front(), ConfigurationId{});
+}
+
+TEST_F(TwoRingTest, GlobalConfiguration_MalformedReportIsCounted) {
+  // A RingGateways report from processor 1 whose member list is not sorted.
+  std::vector<uint8_t> frame;
+  auto u32 = [&frame](uint32_t v) {
+    for (int i = 0; i < 4; ++i) frame.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  auto u64 = [&](uint64_t v) {
+    u32(static_cast<uint32_t>(v));
+    u32(static_cast<uint32_t>(v >> 32));
+  };
+  frame = {0xA7, 2, 3, 1};  // magic, version, topology, agreed
+  u32(1);                   // source ring
+  u32(1);                   // origin
+  u64(1ull << 40);          // origin seq
+  u64(1000);                // timestamp
+  u64(0);                   // not yet stamped
+  frame.push_back(1);       // kRingGateways
+  u32(1);
+  u32(0);
+  frame.push_back(0);  // no gateways
+  frame.push_back(0);
+  u32(1);  // configuration rep
+  u64(9);  // configuration seq
+  frame.push_back(2);
+  frame.push_back(0);
+  u32(2);
+  u32(1);  // not ascending
+  const size_t configs = p1.configs.size();
+  Delivery d;
+  d.sender = 1;
+  d.payload = frame;
+  p1.mr->HandleRingDelivery(1, d, 0, p1);
+  EXPECT_EQ(p1.mr->counters().malformed_dropped, 1u);
+  EXPECT_EQ(p1.configs.size(), configs);
+  ASSERT_EQ(p1.mr->view().at(1).size(), 1u);
+  EXPECT_EQ(p1.mr->view().at(1).front().members, (std::vector<NodeId>{1, 3}));
+}
+
+RingReport Report(uint64_t ts, RingNumber ring, uint64_t config_seq, std::vector<NodeId> members) {
+  RingReport r;
+  r.key = MessageKey{ts, ring, members.front(), ts};
+  r.config = ConfigurationId{members.front(), config_seq};
+  r.members = std::move(members);
+  return r;
+}
+
+TEST(GlobalView, ApplyRingReport_KeepsOneEntryPerComponentNewestByRingSeq) {
+  ViewTable t;
+  EXPECT_TRUE(ApplyRingReport(1, Report(10, 1, 5, {1, 2, 3}), t));
+  // The ring splits: {1} and {2, 3} each report; both parts stay.
+  EXPECT_TRUE(ApplyRingReport(1, Report(20, 1, 6, {2, 3}), t));
+  EXPECT_TRUE(ApplyRingReport(1, Report(21, 1, 6, {1}), t));
+  ASSERT_EQ(t.at(1).size(), 2u);
+  // Every member restarted: a low timestamp, but a higher ring seq wins.
+  EXPECT_TRUE(ApplyRingReport(1, Report(3, 1, 9, {1, 2, 3}), t));
+  ASSERT_EQ(t.at(1).size(), 1u);
+  EXPECT_EQ(t.at(1).front().config.seq, 9u);
+  // An older report sharing a member is ignored, and so is the same one.
+  EXPECT_FALSE(ApplyRingReport(1, Report(30, 1, 7, {3, 4}), t));
+  EXPECT_FALSE(ApplyRingReport(1, Report(3, 1, 9, {1, 2, 3}), t));
+}
+
+TEST(GlobalView, Compute_WaitsForAReachableRingAndSkipsACutOffOne) {
+  const std::vector<RingNumber> rings{1, 2, 3};
+  const std::vector<GatewayLink> links{{4, 1, 2}, {5, 2, 3}};
+  ViewTable t;
+  ApplyRingReport(1, Report(10, 1, 1, {1, 4}), t);
+  GlobalConfiguration c;
+  ViewComponents used;
+  const MessageKey at{50, 1, 1, 1};
+  // Gateway 4 is in ring 1: ring 2's members are needed.
+  EXPECT_FALSE(ComputeGlobalConfiguration(t, rings, 1, {1}, links, at, &c, &used));
+  ApplyRingReport(2, Report(11, 2, 1, {2, 4}), t);  // gateway 5 is not in ring 2
+  ASSERT_TRUE(ComputeGlobalConfiguration(t, rings, 1, {1}, links, at, &c, &used));
+  EXPECT_EQ(c.members, (std::vector<NodeId>{1, 2, 4}));
+  EXPECT_EQ(c.ring_members.count(3), 0u);
+  EXPECT_EQ(c.id.rep, 1u);
+  EXPECT_EQ(c.id.seq >> 24, 50u);
+  // A processor not in any component of its ring knows nothing yet.
+  EXPECT_FALSE(ComputeGlobalConfiguration(t, rings, 7, {1}, links, at, &c, &used));
+}
+
+TEST(GlobalView, DecodeViewTable_RejectsMalformedTables) {
+  const std::vector<RingNumber> rings{1, 2};
+  auto decode = [&](const ViewTable& t) {
+    std::vector<uint8_t> bytes;
+    Writer w(bytes);
+    EncodeViewTable(t, w);
+    Reader r(bytes);
+    ViewTable out;
+    return DecodeViewTable(r, rings, &out) && r.remaining() == 0 && out == t;
+  };
+  ViewTable ok;
+  ok[1] = {Report(10, 1, 1, {1, 3}), Report(12, 1, 2, {2})};
+  ok[2] = {Report(11, 2, 1, {3, 4})};
+  EXPECT_TRUE(decode(ok));
+  ViewTable overlapping = ok;
+  overlapping[1][1].members = {2, 3};  // two parts sharing member 3
+  EXPECT_FALSE(decode(overlapping));
+  ViewTable unknown;
+  unknown[9] = {Report(10, 9, 1, {1})};  // not a configured ring
+  EXPECT_FALSE(decode(unknown));
+  ViewTable unsorted = ok;
+  unsorted[2][0].members = {4, 3};
+  EXPECT_FALSE(decode(unsorted));
+  ViewTable foreign = ok;
+  foreign[2][0].key.source_ring = 1;  // a report of ring 2 must come from ring 2
+  EXPECT_FALSE(decode(foreign));
+}
+
+TEST(MultiRing, InitialClock_KeepsTimestampsAndConfigurationIdsGrowingAcrossARestart) {
+  Bus bus;
+  MultiRingConfig shape;
+  shape.rings = {1};
+  shape.initial_clock = 5000;  // what the previous run reserved
+  Proc a(bus, 1, {1}, shape);
+  bus.Configure(1, {&a});
+  bus.Pump();
+  a.Submit("x");
+  bus.Pump();
+  ASSERT_EQ(a.keys.size(), 1u);
+  EXPECT_GT(a.keys.front().timestamp, 5000u);
+  ASSERT_EQ(a.configs.size(), 1u);
+  EXPECT_GT(a.configs.front().id.seq, uint64_t{5000} << 24);
 }
 
 // Two gateways (3 and 4) between rings 1 and 2; the tree uses 3.
@@ -345,6 +590,212 @@ TEST(MultiRing, RedundantGateway_TakesOverWithoutLossOrDuplicates) {
   EXPECT_EQ(p2.data, (std::vector<std::string>{"m1", "m2"}));
   EXPECT_EQ(p1.data, p2.data);
   EXPECT_EQ(p2.keys, p1.keys);
+}
+
+// A chain 1 - 2 - 3: processors 1, 2, 3 on rings 1, 2, 3; gateway 4
+// joins rings 1 and 2, gateway 5 rings 2 and 3.
+class ChainTest : public ::testing::Test {
+ protected:
+  static MultiRingConfig Shape() {
+    MultiRingConfig c;
+    c.rings = {1, 2, 3};
+    c.links = {GatewayLink{4, 1, 2}, GatewayLink{5, 2, 3}};
+    return c;
+  }
+  void SetUp() override {
+    bus.Configure(1, {&p1, &g4});
+    bus.Configure(2, {&p2, &g4, &g5});
+    bus.Configure(3, {&p3, &g5});
+    Settle();
+    bus.submitted.clear();
+  }
+  void Settle() {
+    for (int i = 0; i < 3; ++i) {
+      bus.Pump();
+      g4.FireTimer();
+      g5.FireTimer();
+    }
+    bus.Pump();
+  }
+  Status SubmitTo(Proc& p, const std::string& s, std::vector<RingNumber> destinations) {
+    return p.mr->Submit(std::vector<uint8_t>(s.begin(), s.end()), Guarantee::kAgreed, destinations,
+                        0, p);
+  }
+  // Whether some frame submitted to `ring` carries the bytes of `s`.
+  bool RingCarried(RingNumber ring, const std::string& s) {
+    for (const auto& frame : bus.submitted[ring]) {
+      if (std::search(frame.begin(), frame.end(), s.begin(), s.end()) != frame.end()) return true;
+    }
+    return false;
+  }
+  Bus bus;
+  Proc p1{bus, 1, {1}, Shape()};
+  Proc p2{bus, 2, {2}, Shape()};
+  Proc p3{bus, 3, {3}, Shape()};
+  Proc g4{bus, 4, {1, 2}, Shape()};
+  Proc g5{bus, 5, {2, 3}, Shape()};
+};
+
+TEST_F(ChainTest, Filter_LocalMessageReachesOtherRingsOnlyAsStubs) {
+  const std::string payload = "local-to-ring-1-payload";
+  ASSERT_TRUE(SubmitTo(p1, payload, {1}).ok());
+  p1.Submit("everywhere");
+  Settle();
+  EXPECT_EQ(p1.data, (std::vector<std::string>{payload, "everywhere"}));
+  EXPECT_EQ(g4.data, p1.data);  // on ring 1 too
+  for (Proc* p : {&p2, &p3, &g5}) {
+    EXPECT_EQ(p->data, std::vector<std::string>{"everywhere"}) << "node " << p->id;
+    EXPECT_EQ(p->mr->counters().filtered_skipped, 1u) << "node " << p->id;
+  }
+  // Every processor saw both at the same place in the order.
+  EXPECT_EQ(p3.keys.back(), p1.keys.back());
+  EXPECT_EQ(g4.mr->counters().stubs_forwarded, 1u);
+  EXPECT_EQ(g5.mr->counters().stubs_forwarded, 1u);
+  EXPECT_TRUE(RingCarried(1, payload));
+  EXPECT_FALSE(RingCarried(2, payload));
+  EXPECT_FALSE(RingCarried(3, payload));
+  // The stubs are the envelope (36 bytes) + flags, count, one ring: nothing more.
+  size_t stubs = 0;
+  for (RingNumber ring : {2u, 3u}) {
+    for (const auto& frame : bus.submitted[ring]) {
+      if (frame.size() > 36 && frame[2] == 1 && frame[36] == 1) {
+        EXPECT_EQ(frame.size(), 36u + 2u + 4u);
+        stubs++;
+      }
+    }
+  }
+  EXPECT_EQ(stubs, 2u);
+}
+
+TEST_F(ChainTest, Filter_MessageForTheFarRingPassesTheMiddleRingInFull) {
+  const std::string payload = "for-ring-3-payload";
+  ASSERT_TRUE(SubmitTo(p1, payload, {3}).ok());
+  p1.Submit("everywhere");
+  Settle();
+  EXPECT_TRUE(RingCarried(2, payload));
+  EXPECT_TRUE(RingCarried(3, payload));
+  EXPECT_EQ(p3.data, (std::vector<std::string>{payload, "everywhere"}));
+  EXPECT_EQ(g5.data, p3.data);
+  EXPECT_EQ(g5.keys, p3.keys);
+  // The origin is not on a destination ring: it skips its own message.
+  for (Proc* p : {&p1, &g4, &p2}) {
+    EXPECT_EQ(p->data, std::vector<std::string>{"everywhere"}) << "node " << p->id;
+    EXPECT_EQ(p->mr->counters().filtered_skipped, 1u) << "node " << p->id;
+  }
+  EXPECT_EQ(g4.mr->counters().stubs_forwarded, 0u);
+  EXPECT_EQ(g5.mr->counters().stubs_forwarded, 0u);
+}
+
+TEST_F(ChainTest, Filter_MiddleRingAndFarRingFromTheMiddle) {
+  ASSERT_TRUE(SubmitTo(p2, "for-2-and-3", {2, 3}).ok());
+  Settle();
+  EXPECT_FALSE(RingCarried(1, "for-2-and-3"));
+  EXPECT_EQ(g4.mr->counters().stubs_forwarded, 1u);
+  EXPECT_EQ(p1.data, std::vector<std::string>{});
+  EXPECT_EQ(g4.data, std::vector<std::string>{"for-2-and-3"});  // on ring 2
+  EXPECT_EQ(p2.data, std::vector<std::string>{"for-2-and-3"});
+  EXPECT_EQ(p3.data, std::vector<std::string>{"for-2-and-3"});
+}
+
+TEST_F(ChainTest, Submit_RejectsBadDestinations) {
+  EXPECT_EQ(SubmitTo(p1, "x", {9}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(SubmitTo(p1, "x", {2, 2}).code(), StatusCode::kInvalidArgument);
+  std::vector<RingNumber> many(MultiRing::kMaxDestinations + 1, 1);
+  EXPECT_EQ(SubmitTo(p1, "x", many).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(p1.mr->counters().submitted, 0u);
+}
+
+// A cycle 1 - 2 - 3 - 1: gateway 4 joins rings 1 and 2, 5 rings 2 and 3,
+// 6 rings 3 and 1. From ring 1 the tree reaches ring 2 through 4 and ring 3
+// through 6; gateway 5 gets every message from ring 1 twice.
+TEST(MultiRing, Filter_CycleGatewayOnADestinationGetsThePayloadEitherWay) {
+  MultiRingConfig shape;
+  shape.rings = {1, 2, 3};
+  shape.links = {GatewayLink{4, 1, 2}, GatewayLink{5, 2, 3}, GatewayLink{6, 1, 3}};
+  Bus bus;
+  Proc p1(bus, 1, {1}, shape), p2(bus, 2, {2}, shape), p3(bus, 3, {3}, shape);
+  Proc g4(bus, 4, {1, 2}, shape), g5(bus, 5, {2, 3}, shape), g6(bus, 6, {1, 3}, shape);
+  bus.Configure(1, {&p1, &g4, &g6});
+  bus.Configure(2, {&p2, &g4, &g5});
+  bus.Configure(3, {&p3, &g5, &g6});
+  auto settle = [&] {
+    for (int i = 0; i < 3; ++i) {
+      bus.Pump();
+      for (Proc* g : {&g4, &g5, &g6}) g->FireTimer();
+    }
+    bus.Pump();
+  };
+  settle();
+  const std::string for3 = "for-ring-3";
+  const std::string for1 = "for-ring-1";
+  ASSERT_TRUE(p1.mr
+                  ->Submit(std::vector<uint8_t>(for3.begin(), for3.end()), Guarantee::kAgreed,
+                           std::vector<RingNumber>{3}, 0, p1)
+                  .ok());
+  ASSERT_TRUE(p1.mr
+                  ->Submit(std::vector<uint8_t>(for1.begin(), for1.end()), Guarantee::kAgreed,
+                           std::vector<RingNumber>{1}, 0, p1)
+                  .ok());
+  settle();
+  // Ring 2 needs the payload of the first: gateway 5 is on ring 3.
+  EXPECT_EQ(g4.mr->counters().stubs_forwarded, 1u);  // only the one for ring 1
+  EXPECT_EQ(g6.mr->counters().stubs_forwarded, 1u);
+  EXPECT_EQ(g5.data, std::vector<std::string>{for3});
+  EXPECT_EQ(p3.data, std::vector<std::string>{for3});
+  EXPECT_EQ(g6.data, (std::vector<std::string>{for3, for1}));
+  EXPECT_EQ(g4.data, std::vector<std::string>{for1});
+  EXPECT_EQ(p1.data, std::vector<std::string>{for1});
+  EXPECT_TRUE(p2.data.empty());
+  for (Proc* p : {&p1, &p2, &p3, &g4, &g5, &g6}) {
+    EXPECT_EQ(p->mr->counters().stub_at_destination, 0u) << "node " << p->id;
+  }
+}
+
+// Redundant gateways 3 (the tree's) and 4 between rings 1 and 2. A message
+// of ring 1 for ring 1 reaches ring 2 as a stub; gateway 4, on ring 1 too,
+// gets that stub before ring 1 delivers the message itself to it.
+TEST(MultiRing, Filter_StubFirstAtADestinationTakesTheLaterFullCopy) {
+  MultiRingConfig shape;
+  shape.rings = {1, 2};
+  shape.links = {GatewayLink{3, 1, 2}, GatewayLink{4, 1, 2}};
+  Bus bus;
+  Proc p1(bus, 1, {1}, shape), p2(bus, 2, {2}, shape);
+  Proc g3(bus, 3, {1, 2}, shape), g4(bus, 4, {1, 2}, shape);
+  bus.Configure(1, {&p1, &g3, &g4});
+  bus.Configure(2, {&p2, &g3, &g4});
+  auto settle = [&] {
+    for (int i = 0; i < 3; ++i) {
+      bus.Pump();
+      g3.FireTimer();
+      g4.FireTimer();
+    }
+    bus.Pump();
+  };
+  settle();
+  const std::string payload = "ring-1-only";
+  ASSERT_TRUE(p1.mr
+                  ->Submit(std::vector<uint8_t>(payload.begin(), payload.end()), Guarantee::kAgreed,
+                           std::vector<RingNumber>{1}, 0, p1)
+                  .ok());
+  ASSERT_EQ(bus.queued[1].size(), 1u);
+  const Bus::Frame original = bus.queued[1].front();
+  bus.members[1] = {&p1, &g3};  // ring 1 delivers to gateway 4 last
+  bus.PumpRing(1);
+  bus.members[1] = {&p1, &g3, &g4};
+  bus.PumpRing(2);  // gateway 3's stub
+  EXPECT_EQ(g3.mr->counters().stubs_forwarded, 1u);
+  Delivery d;
+  d.config_id = {1, bus.config_seq[1]};
+  d.sender = original.sender;
+  d.payload = original.bytes;
+  g4.mr->HandleRingDelivery(1, d, 0, g4);
+  settle();
+  EXPECT_EQ(g4.data, std::vector<std::string>{payload});
+  EXPECT_EQ(p1.data, g4.data);
+  EXPECT_EQ(g4.keys, p1.keys);
+  EXPECT_TRUE(p2.data.empty());
+  EXPECT_EQ(g4.mr->counters().stub_at_destination, 0u);
+  EXPECT_EQ(p2.mr->counters().filtered_skipped, 1u);
 }
 
 }  // namespace

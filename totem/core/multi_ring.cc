@@ -3,13 +3,20 @@
 // ring's messages with increasing effective timestamps, forwarding along the
 // spanning tree, receive queues, guarantee vectors and topology changes.
 //
-// Envelope (36 bytes, little-endian): magic u8 0xA7 | version u8 1 | type u8 |
+// Envelope (36 bytes, little-endian): magic u8 0xA7 | version u8 2 | type u8 |
 // guarantee u8 | source ring u32 | origin u32 | origin seq u64 | origin
 // timestamp u64 | effective timestamp u64 (0 until the source ring stamps it:
 // set in every forwarded copy), then the body:
-//   data:       the application payload
-//   guarantee:  count u16 | count x (source ring u32 | timestamp u64)
-//   topology:   kind u8 | ring u32 | other ring u32 | count u16 | count x gateway u32
+//   data:       flags u8 (bit 0: stub) | destination count u8 | count x ring u32 |
+//               the application payload (none in a stub)
+//   guarantee:  count u16 | count x (source ring u32 | timestamp u64) |
+//               count u16 | count x present gateway u32 | ring report |
+//               have last u8 | last delivered key (timestamp u64, source ring
+//               u32, origin u32, origin seq u64) | view table
+//   topology:   kind u8 | ring u32 | other ring u32 | count u16 | count x gateway u32,
+//               then for kRingGateways a ring report, for a Resync (kind 3,
+//               no gateways) a view table
+//   (ring report and view table: see global_view.h)
 //   sync:       configuration rep u32 | configuration seq u64 | clock u64
 #include "totem/core/multi_ring.h"
 
@@ -19,17 +26,53 @@
 #include <deque>
 #include <utility>
 
+#include "totem/core/global_view.h"
 #include "totem/core/wire.h"
 
 namespace totem::core {
 
 namespace {
 constexpr uint8_t kEnvelopeMagic = 0xA7;
-constexpr uint8_t kEnvelopeVersion = 1;
+constexpr uint8_t kEnvelopeVersion = 2;
 constexpr size_t kEnvelopeBytes = 36;
 constexpr size_t kMaxVectorEntries = 4096;
 constexpr size_t kMaxTopologyGateways = 1024;
 constexpr size_t kMaxRetained = 1u << 16;  // per source ring
+constexpr uint8_t kResyncKind = 3;         // topology kind of a Resync (internal)
+constexpr uint32_t kResyncRetryVectors = 16;
+constexpr uint8_t kDataStub = 1;  // data flags bit: no payload
+
+// The body of a data envelope.
+struct DataBody {
+  bool stub = false;
+  std::vector<RingNumber> destinations;  // empty: every ring
+  std::span<const uint8_t> payload;
+};
+
+void EncodeDataBody(bool stub, std::span<const RingNumber> destinations,
+                    std::span<const uint8_t> payload, std::vector<uint8_t>& out) {
+  out.clear();
+  Writer w(out);
+  w.U8(stub ? kDataStub : 0);
+  w.U8(static_cast<uint8_t>(destinations.size()));
+  for (RingNumber r : destinations) w.U32(r);
+  w.Bytes(payload);
+}
+
+// False if `body` is not a well-formed data body (unknown flags, too many
+// destinations, a truncated list, or a stub with a payload).
+bool DecodeDataBody(std::span<const uint8_t> body, DataBody& out) {
+  Reader r(body);
+  const uint8_t flags = r.U8();
+  const uint8_t count = r.U8();
+  if (!r.ok() || (flags & ~kDataStub) != 0 || count > MultiRing::kMaxDestinations) return false;
+  out.stub = (flags & kDataStub) != 0;
+  out.destinations.clear();
+  for (uint8_t i = 0; i < count && r.ok(); ++i) out.destinations.push_back(r.U32());
+  if (!r.ok()) return false;
+  out.payload = body.subspan(2 + 4 * static_cast<size_t>(count));
+  return !(out.stub && !out.payload.empty());
+}
 
 [[noreturn]] void Die(const char* what) {
   std::fprintf(stderr, "totem multi-ring: invariant broken: %s\n", what);
@@ -141,8 +184,15 @@ Status MultiRingConfig::Validate() const {
   return Status::Ok();
 }
 
-MultiRing::MultiRing(const MultiRingConfig& config) : config_(config) {
+MultiRing::MultiRing(const MultiRingConfig& config)
+    : config_(config), clock_(config.initial_clock) {
   if (!config_.Validate().ok()) Die("MultiRing constructed from an invalid config");
+  if (config_.initial_clock > 0) {
+    // Nothing at or below the previous run's clock is delivered again (its
+    // global configurations keep growing across the restart).
+    delivered_any_ = true;
+    last_delivered_ = MessageKey{config_.initial_clock, 0, kNoNode, 0};
+  }
   for (RingNumber r : config_.local_rings) {
     LocalRing lr;
     lr.ring = r;
@@ -179,20 +229,33 @@ void MultiRing::Start(uint64_t now_us, MultiRingOutput& out) {
 
 Status MultiRing::Submit(std::span<const uint8_t> payload, Guarantee guarantee, uint64_t now_us,
                          MultiRingOutput& out) {
-  (void)now_us;
-  if (!started_) return {StatusCode::kUnavailable, "multi-ring: not started"};
-  Originate(config_.local_rings.front(), Type::kData, guarantee,
-            std::vector<uint8_t>(payload.begin(), payload.end()), out);
-  counters_.submitted++;
-  return Status::Ok();
+  return Submit(payload, guarantee, {}, now_us, out);
 }
 
 Status MultiRing::Submit(std::span<const uint8_t> payload, Guarantee guarantee,
                          std::span<const RingNumber> destinations, uint64_t now_us,
                          MultiRingOutput& out) {
-  // Filtering is not implemented yet: every ring gets the payload.
-  (void)destinations;
-  return Submit(payload, guarantee, now_us, out);
+  (void)now_us;
+  if (!started_) return {StatusCode::kUnavailable, "multi-ring: not started"};
+  if (destinations.size() > kMaxDestinations) {
+    return InvalidArgument("multi-ring: " + std::to_string(destinations.size()) +
+                           " destination rings (at most " + std::to_string(kMaxDestinations) + ")");
+  }
+  for (size_t i = 0; i < destinations.size(); ++i) {
+    const RingNumber r = destinations[i];
+    if (!sources_.count(r)) {
+      return InvalidArgument("multi-ring: destination ring " + std::to_string(r) +
+                             " is not a configured ring");
+    }
+    if (std::count(destinations.begin(), destinations.end(), r) > 1) {
+      return InvalidArgument("multi-ring: destination ring " + std::to_string(r) + " listed twice");
+    }
+  }
+  std::vector<uint8_t> body;
+  EncodeDataBody(/*stub=*/false, destinations, payload, body);
+  Originate(config_.local_rings.front(), Type::kData, guarantee, std::move(body), out);
+  counters_.submitted++;
+  return Status::Ok();
 }
 
 MultiRing::LocalRing* MultiRing::FindLocal(RingNumber ring) {
@@ -256,8 +319,9 @@ void MultiRing::HandleRingConfiguration(RingNumber ring, const ConfigurationEven
     w.U64(clock_);
     Originate(ring, Type::kSync, Guarantee::kAgreed, std::move(body), out);
   }
-  // The lowest member reports which of the ring's configured gateways are in.
-  if (!event.members.empty() && event.members.front() == config_.node_id && HasGateways(ring)) {
+  // The lowest member reports which of the ring's configured gateways are in,
+  // and the ring's members (for the global configuration).
+  if (!event.members.empty() && event.members.front() == config_.node_id) {
     const std::vector<NodeId> present = PresentGateways(lr);
     std::vector<uint8_t> body;
     Writer w(body);
@@ -266,6 +330,7 @@ void MultiRing::HandleRingConfiguration(RingNumber ring, const ConfigurationEven
     w.U32(0);
     w.U16(static_cast<uint16_t>(present.size()));
     for (NodeId g : present) w.U32(g);
+    EncodeRingReport(event.id, event.members, w);
     Originate(ring, Type::kTopology, Guarantee::kAgreed, std::move(body), out);
   }
   // A gateway regular on two of its rings bridges them (again).
@@ -432,6 +497,15 @@ void MultiRing::Accept(int index, Envelope& env, std::span<const uint8_t> body, 
       counters_.duplicates_dropped++;
       auto q = queue_.find(key);
       if (safe && q != queue_.end()) q->second.safe_on |= 1ull << index;
+      DataBody data;
+      if (q != queue_.end() && q->second.stub_at_destination && env.type == Type::kData &&
+          DecodeDataBody(body, data) && !data.stub) {
+        // A full copy of a message for this processor that reached it as a
+        // stub first (another path of the tree): it is delivered after all.
+        q->second.payload.assign(data.payload.begin(), data.payload.end());
+        q->second.stub_at_destination = false;
+        q->second.skip = false;
+      }
       return;
     }
     hs->second = env.origin_seq;
@@ -463,11 +537,26 @@ void MultiRing::Accept(int index, Envelope& env, std::span<const uint8_t> body, 
     for (uint16_t i = 0; i < m && r.ok() && present.size() < kMaxTopologyGateways; ++i) {
       present.push_back(r.U32());
     }
-    if (!r.ok() || r.remaining() != 0 || n != vector.size() || m != present.size()) {
+    RingReport own;
+    const bool own_ok = r.ok() && DecodeRingReport(r, &own.config, &own.members);
+    const uint8_t have_last = r.U8();
+    MessageKey last;
+    last.timestamp = r.U64();
+    last.source_ring = r.U32();
+    last.origin = r.U32();
+    last.origin_seq = r.U64();
+    ViewTable table;
+    const bool table_ok = r.ok() && DecodeViewTable(r, config_.rings, &table);
+    if (!own_ok || !table_ok || !r.ok() || r.remaining() != 0 || n != vector.size() ||
+        m != present.size() || have_last > 1 ||
+        !std::all_of(present.begin(), present.end(), [&](NodeId g) {
+          return std::binary_search(own.members.begin(), own.members.end(), g);
+        })) {
       counters_.malformed_dropped++;
       return;
     }
     ReportPresence(env.source_ring, key, present, /*add_only=*/false);
+    AbsorbVectorView(env.source_ring, table, have_last == 1, last, out);
   } else if (env.type == Type::kTopology) {
     Reader r(body);
     const uint8_t kind = r.U8();
@@ -480,18 +569,43 @@ void MultiRing::Accept(int index, Envelope& env, std::span<const uint8_t> body, 
       ev.gateways.push_back(r.U32());
     }
     const bool is_bridge = kind == static_cast<uint8_t>(TopologyChangeKind::kBridge);
-    const bool kind_ok =
-        kind == static_cast<uint8_t>(TopologyChangeKind::kRingGateways) || (is_bridge && n == 1);
-    if (!r.ok() || r.remaining() != 0 || !kind_ok || ev.ring != env.source_ring ||
+    const bool is_report = kind == static_cast<uint8_t>(TopologyChangeKind::kRingGateways);
+    entry.resync = kind == kResyncKind;
+    bool body_ok = r.ok();
+    if (body_ok && is_report) {
+      // The ring's members and configuration; the gateways are among them.
+      entry.report.key = key;
+      body_ok =
+          DecodeRingReport(r, &entry.report.config, &entry.report.members) &&
+          std::all_of(ev.gateways.begin(), ev.gateways.end(), [&](NodeId g) {
+            return std::binary_search(entry.report.members.begin(), entry.report.members.end(), g);
+          });
+    } else if (body_ok && entry.resync) {
+      body_ok = n == 0 && ev.other_ring == 0 && DecodeViewTable(r, config_.rings, &entry.table);
+    }
+    const bool kind_ok = is_report || entry.resync || (is_bridge && n == 1);
+    if (!body_ok || !r.ok() || r.remaining() != 0 || !kind_ok || ev.ring != env.source_ring ||
         (is_bridge && !sources_.count(ev.other_ring)) || n != ev.gateways.size()) {
       counters_.malformed_dropped++;
       return;
     }
-    ev.kind = static_cast<TopologyChangeKind>(kind);
-    ReportPresence(ev.ring, key, ev.gateways, /*add_only=*/is_bridge);
-    if (is_bridge) ReportPresence(ev.other_ring, key, ev.gateways, /*add_only=*/true);
+    if (!entry.resync) {
+      ev.kind = static_cast<TopologyChangeKind>(kind);
+      ReportPresence(ev.ring, key, ev.gateways, /*add_only=*/is_bridge);
+      if (is_bridge) ReportPresence(ev.other_ring, key, ev.gateways, /*add_only=*/true);
+    }
   } else {
-    entry.payload.assign(body.begin(), body.end());
+    DataBody data;
+    if (!DecodeDataBody(body, data) ||
+        std::any_of(data.destinations.begin(), data.destinations.end(),
+                    [&](RingNumber r) { return !sources_.count(r); })) {
+      counters_.malformed_dropped++;
+      return;
+    }
+    const bool destined = Destined(data.destinations);
+    entry.skip = !destined || data.stub;
+    entry.stub_at_destination = destined && data.stub;
+    if (!entry.skip) entry.payload.assign(data.payload.begin(), data.payload.end());
   }
   // A ring that is not waited for may still send: its messages are taken
   // (in key order, like any other) as long as they are not late.
@@ -527,12 +641,26 @@ void MultiRing::Forward(const Envelope& env, std::span<const uint8_t> body, Mult
   kept.guarantee = env.guarantee;
   env.Encode(body, kept.frame);
   const TreeMap& tree = Tree(env.source_ring);
+  DataBody data;
+  const bool is_data = env.type == Type::kData && DecodeDataBody(body, data);
+  std::vector<uint8_t> stub_frame;  // built on first use
   for (const LocalRing& lr : local_) {
     if (lr.ring == env.source_ring) continue;
     auto p = tree.find(lr.ring);
     if (p == tree.end() || p->second.second != config_.node_id) continue;
-    out.SubmitToRing(lr.ring, kept.frame, env.guarantee);
     counters_.forwarded++;
+    if (is_data &&
+        (data.stub || !NeedsPayload(tree, env.source_ring, lr.ring, data.destinations))) {
+      if (stub_frame.empty()) {
+        std::vector<uint8_t> stub_body;
+        EncodeDataBody(/*stub=*/true, data.destinations, {}, stub_body);
+        env.Encode(stub_body, stub_frame);
+      }
+      out.SubmitToRing(lr.ring, stub_frame, env.guarantee);
+      counters_.stubs_forwarded++;
+      continue;
+    }
+    out.SubmitToRing(lr.ring, kept.frame, env.guarantee);
   }
   // Kept until every ring reported it, for a take-over of a tree edge.
   auto& q = retained_[env.source_ring];
@@ -542,6 +670,42 @@ void MultiRing::Forward(const Envelope& env, std::span<const uint8_t> body, Mult
     counters_.retained_overflow++;
   }
   PruneRetained(env.source_ring);
+}
+
+bool MultiRing::Destined(std::span<const RingNumber> destinations) const {
+  if (destinations.empty()) return true;
+  return std::any_of(destinations.begin(), destinations.end(),
+                     [&](RingNumber r) { return LocalIndex(r) >= 0; });
+}
+
+bool MultiRing::NeedsPayload(const TreeMap& tree, RingNumber source, RingNumber toward,
+                             std::span<const RingNumber> destinations) const {
+  if (destinations.empty()) return true;
+  auto is_destination = [&](RingNumber r) {
+    return std::find(destinations.begin(), destinations.end(), r) != destinations.end();
+  };
+  for (RingNumber r : config_.rings) {
+    // Is r behind `toward` (toward itself, or below it in the tree)?
+    bool behind = false;
+    for (RingNumber x = r; x != source;) {
+      if (x == toward) {
+        behind = true;
+        break;
+      }
+      auto p = tree.find(x);
+      if (p == tree.end()) break;
+      x = p->second.first;
+    }
+    if (!behind) continue;
+    if (is_destination(r)) return true;
+    // A gateway of r that is also on a destination ring may get its first
+    // copy through r.
+    for (const GatewayLink& l : config_.links) {
+      const RingNumber other = l.ring_a == r ? l.ring_b : l.ring_b == r ? l.ring_a : 0;
+      if (other != 0 && other != source && is_destination(other)) return true;
+    }
+  }
+  return false;
 }
 
 void MultiRing::PruneRetained(RingNumber source) {
@@ -714,15 +878,30 @@ void MultiRing::TryDeliver(MultiRingOutput& out) {
     Source& src = sources_[key.source_ring];
     if (src.queued == 0) Die("queue count underflow");
     src.queued--;
-    if (e.type == Type::kTopology) {
+    if (e.type == Type::kTopology && e.resync) {
+      counters_.resyncs_delivered++;
+      if (key.origin == config_.node_id && key.origin_seq == resync_seq_) {
+        resync_outstanding_ = false;
+      }
+      MergeViewTable(e.table, view_);
+      DeliverView(key, /*resync=*/true, out);
+    } else if (e.type == Type::kTopology) {
       e.topology.reachable = Reachable();
       counters_.topology_delivered++;
       out.DeliverTopology(e.topology);
+      if (e.topology.kind == TopologyChangeKind::kRingGateways) {
+        ApplyRingReport(e.topology.ring, e.report, view_);
+        DeliverView(key, /*resync=*/false, out);
+      }
+    } else if (e.skip) {
+      counters_.filtered_skipped++;
+      if (e.stub_at_destination) counters_.stub_at_destination++;
     } else {
       MultiDelivery d;
       d.key = key;
       d.guarantee = e.guarantee;
       d.payload = e.payload;
+      if (have_config_) d.config = global_.id;
       counters_.delivered++;
       out.Deliver(d);
     }
@@ -745,10 +924,84 @@ void MultiRing::HandleTimer(uint64_t now_us, MultiRingOutput& out) {
     const std::vector<NodeId> present = PresentGateways(lr);
     w.U16(static_cast<uint16_t>(present.size()));
     for (NodeId g : present) w.U32(g);
+    EncodeRingReport(lr.config, lr.members, w);
+    w.U8(delivered_any_ ? 1 : 0);
+    w.U64(last_delivered_.timestamp);
+    w.U32(last_delivered_.source_ring);
+    w.U32(last_delivered_.origin);
+    w.U64(last_delivered_.origin_seq);
+    EncodeViewTable(view_, w);
     Originate(lr.ring, Type::kGuaranteeVector, Guarantee::kSafe, std::move(body), out);
     counters_.guarantee_vectors_sent++;
   }
   out.SetTimer(config_.guarantee_interval_us);
+}
+
+void MultiRing::AbsorbVectorView(RingNumber source, const ViewTable& table, bool have_last,
+                                 const MessageKey& last, MultiRingOutput& out) {
+  vectors_since_resync_++;
+  for (const auto& [ring, components] : table) {
+    // A ring this processor knows nothing of, or a report it has passed
+    // without delivering it (so it never will).
+    const bool missing = !view_.count(ring);
+    for (const RingReport& report : components) {
+      const bool passed = delivered_any_ && report.key <= last_delivered_;
+      if ((missing || passed) && !Covers(view_, ring, report)) {
+        ApplyRingReport(ring, report, adopted_);
+      }
+    }
+  }
+  // Adopted entries stay until a delivered Resync puts them in the table.
+  bool want = !adopted_.empty();
+  // The gateway passed a report this processor delivered but lacks it: the
+  // lowest member of the gateway's ring tells it (and everyone) by a Resync.
+  const LocalRing* lr = FindLocal(source);
+  if (have_last && lr != nullptr && lr->regular && !lr->members.empty() &&
+      lr->members.front() == config_.node_id) {
+    for (const auto& [ring, components] : view_) {
+      for (const RingReport& report : components) {
+        if (!(last < report.key) && !Covers(table, ring, report)) want = true;
+      }
+    }
+  }
+  if (!want) return;
+  if (resync_outstanding_ && vectors_since_resync_ < kResyncRetryVectors) return;
+  ViewTable carried = view_;
+  MergeViewTable(adopted_, carried);
+  std::vector<uint8_t> body;
+  Writer w(body);
+  w.U8(kResyncKind);
+  w.U32(config_.local_rings.front());
+  w.U32(0);
+  w.U16(0);
+  EncodeViewTable(carried, w);
+  Originate(config_.local_rings.front(), Type::kTopology, Guarantee::kAgreed, std::move(body), out);
+  resync_seq_ = (static_cast<uint64_t>(config_.incarnation) << 32) | next_seq_;
+  resync_outstanding_ = true;
+  vectors_since_resync_ = 0;
+  counters_.resyncs_sent++;
+}
+
+void MultiRing::DeliverView(const MessageKey& key, bool resync, MultiRingOutput& out) {
+  for (auto it = adopted_.begin(); it != adopted_.end();) {
+    std::erase_if(it->second, [&](const RingReport& r) { return Covers(view_, it->first, r); });
+    it = it->second.empty() ? adopted_.erase(it) : std::next(it);
+  }
+  GlobalConfiguration next;
+  ViewComponents used;
+  if (!ComputeGlobalConfiguration(view_, config_.rings, config_.node_id, config_.local_rings,
+                                  config_.links, key, &next, &used)) {
+    return;  // a reachable ring's members are not known yet
+  }
+  if (!resync && have_config_ && used == global_ring_ids_ &&
+      next.ring_members == global_.ring_members) {
+    return;
+  }
+  have_config_ = true;
+  global_ = std::move(next);
+  global_ring_ids_ = std::move(used);
+  counters_.configurations_delivered++;
+  out.DeliverConfiguration(global_);
 }
 
 }  // namespace totem::core

@@ -82,6 +82,75 @@
 // guarantee, is dropped as late (counted); the view only decides what is
 // waited for (liveness) and where gateways forward.
 //
+// Filtering by destination. A data message may name destination rings
+// (none: every ring). It is delivered to the application only by the
+// processors with a local ring among them; everywhere else it is skipped at
+// its place in the order (counted as filtered_skipped), so receive queues,
+// guarantees, safe delivery and duplicate detection work exactly as for any
+// message. A gateway forwards the full payload on a tree edge only if the
+// subtree of the source ring's tree behind that edge holds a ring that needs
+// it: a destination, or a ring with a gateway to a destination other than
+// the source ring (that gateway may get its first copy from this side, as in
+// a cycle). Otherwise it forwards a stub: the same envelope with the
+// destinations and no payload. A processor on a destination ring that
+// accepted a stub first takes the payload from a later full copy while the
+// message is still queued; if none came in time it skips the message
+// (counted as stub_at_destination; only possible when redundant gateways or
+// a topology change gave it the stub first). Retained copies keep what the
+// gateway accepted, payload included, and a take-over re-forwards them as
+// kept (unfiltered).
+//
+// Global configurations. Each ring's membership report (RingGateways, and
+// the copy every Guarantee Vector carries for its ring) also carries the
+// ring's member list and its single-ring configuration id. Every processor
+// keeps a view table: per ring, the latest report DELIVERED in the total
+// order (receipt only moves the topology above); a report replaces the
+// older ones (lower single-ring configuration seq: keys do not order
+// reports once all of a ring's members restarted) whose members it shares,
+// so a partitioned ring keeps one entry per component. The global
+// configuration is computed from the table alone: the components reachable
+// from the ones this processor is in, over edges whose gateway both
+// components list, and the union of their members. At the key of each
+// delivered RingGateways report that changes the reachable rings, their
+// members or their configuration ids (a re-formed ring is a new EVS
+// configuration even with the same members), the layer delivers
+// DeliverConfiguration after DeliverTopology, and every later MultiDelivery
+// carries its id. The id:
+// rep = the lowest member; seq = timestamp << 24 | (position of the key's
+// source ring among the sorted rings, capped at 255) << 16 | a 16-bit
+// digest of the reachable components (members and configuration ids) and
+// of the key's origin and origin seq. So two processors whose tables differ
+// at the same key, or two configurations of one view at different keys,
+// (almost surely) get different ids, and seq increases along the key order
+// (the ring position orders two configurations of one timestamp from
+// different rings) with one exception: two parts of a partitioned ring may
+// stamp the same timestamp, and a processor that delivers configurations
+// at both keys sees their seqs in digest order (concurrent configurations;
+// rare: the simulator counts them as seq_ties).
+//
+// Resync. A processor that started (or restarted) has no entries for other
+// rings, and one that dropped a report as late (see limits) has an old one.
+// It delivers no configuration while a ring it may reach has no entry.
+// Gateways' Guarantee Vectors carry the gateway's whole view table and its
+// last delivered key; a processor that finds there an entry for a ring it
+// lacks, or a newer entry whose key it has already passed (so it will never
+// deliver that report), keeps it aside and multicasts an ordered Resync (a
+// kTopology message carrying its table merged with what it adopted; one at
+// a time, again after 16 Guarantee Vectors if it was lost). The lowest
+// member of a gateway's ring does the same when the gateway's table lacks
+// an entry the member has and the gateway has passed. At the Resync's key
+// every processor merges the carried table into its own (newer reports
+// win, as above) and delivers a new configuration (also with unchanged members), so views
+// line up at one key. Adopted entries never take effect before that key:
+// an adopted entry has a key below the Resync's (the gateway delivered it
+// before multicasting the vector), so every processor that delivers the
+// Resync has passed it. It can be OLDER than what others delivered in
+// between (a lagging gateway, a report before the restart): then views
+// differ at the Resync's key (different ids, never the same id with
+// different members), and the newer entry, which this processor has then
+// passed, triggers the next Resync. Tables only grow newer, so after faults
+// stop the views converge.
+//
 // Deliberate limits (see the report of issue 6): the paper's agreement on
 // the SET of messages delivered before a topology change is not provided:
 // around a change a message may be delivered by some processors and dropped
@@ -91,6 +160,13 @@
 // the taking-over gateway still retains (bounded, 65,536 per source ring)
 // and only once its own view of the tree changed. A processor that starts
 // (or restarts) assumes every configured edge is live until reports arrive.
+// Global configurations inherit the set limit: processors whose views
+// differ (a report one dropped as late) deliver different ids at the same
+// key until a Resync lines them up, and two processors that deliver the
+// same two consecutive configurations may deliver different sets of
+// messages between them (never in a different order). A component whose
+// members all crashed stays in the table until a report sharing a member
+// replaces it; it leaves the configuration once no live gateway links it.
 #ifndef TOTEM_CORE_MULTI_RING_H_
 #define TOTEM_CORE_MULTI_RING_H_
 
@@ -128,6 +204,14 @@ struct MultiRingConfig {
   // Distinguishes the message ids of successive runs of the same node (the
   // driver persists it and passes a larger one after every restart).
   uint32_t incarnation = 0;
+  // The Lamport clock to start from. A processor that restarts at 0 stamps
+  // lower timestamps than before its crash while its ring has no member that
+  // kept running (a whole ring, or every node, restarted), so its global
+  // configuration ids would go down across the restart. A driver that needs
+  // them to grow across restarts persists a high-water mark above clock()
+  // (reserve ahead, like a sequence block) and passes it here; the processor
+  // then delivers nothing with a timestamp at or below it.
+  uint64_t initial_clock = 0;
 
   // Errors (kInvalidArgument): no node id, no local ring, a ring listed
   // twice, a local ring or link ring not in `rings`, a link joining a ring
@@ -164,12 +248,25 @@ struct MultiDelivery {
 // delivers none until it does.
 struct GlobalConfiguration {
   MessageKey key;
-  // rep: the lowest member; seq: key.timestamp (Lamport: a configuration
-  // formed later, causally, has a higher seq).
+  // rep: the lowest member; seq: key.timestamp << 24 | source ring position
+  // << 16 | view digest (see "Global configurations" above): a configuration
+  // delivered later at a processor has a higher seq.
   ConfigurationId id;
   std::vector<NodeId> members;                             // sorted ascending
   std::map<RingNumber, std::vector<NodeId>> ring_members;  // reachable rings only
 };
+
+// One ring's membership report as the view table keeps it.
+struct RingReport {
+  MessageKey key;               // of the report message
+  ConfigurationId config;       // the ring's single-ring configuration: a higher seq is newer
+  std::vector<NodeId> members;  // sorted ascending
+  friend bool operator==(const RingReport&, const RingReport&) = default;
+};
+// Per ring, the reports of its current components (disjoint member sets,
+// ascending keys): one entry normally, more while the ring is partitioned
+// and the parts are reachable by other paths (a cycle of rings).
+using ViewTable = std::map<RingNumber, std::vector<RingReport>>;
 
 enum class TopologyChangeKind : uint8_t { kRingGateways = 1, kBridge = 2 };
 
@@ -223,6 +320,19 @@ struct MultiRingCounters {
   uint64_t unsynced_dropped = 0;  // the ring reconfigured before its Sync round ended
   // The ring's own messages delivered in a transitional configuration.
   uint64_t transitional_dropped = 0;
+  // Filled by the runtime (MultiRingNode): failed writes of the clock file.
+  uint64_t clock_persist_errors = 0;
+  uint64_t configurations_delivered = 0;
+  uint64_t resyncs_sent = 0;
+  uint64_t resyncs_delivered = 0;
+  // Data messages not for this processor (no local ring among their
+  // destinations, or a stub), skipped at their place in the order.
+  uint64_t filtered_skipped = 0;
+  // Stubs (payload-less copies) a gateway forwarded toward rings that need
+  // no payload; also counted in `forwarded`.
+  uint64_t stubs_forwarded = 0;
+  // Messages for this processor skipped because only a stub reached it.
+  uint64_t stub_at_destination = 0;
 };
 
 class MultiRing {
@@ -240,6 +350,10 @@ class MultiRing {
   // empty: every ring). Gateways forward the payload only toward rings on
   // the way to a destination (group filtering); the other rings get a
   // payload-less stub that keeps the order and the guarantees exact.
+  // Errors: kUnavailable before Start; kInvalidArgument if a destination is
+  // not a configured ring, is listed twice, or there are more than
+  // kMaxDestinations.
+  static constexpr size_t kMaxDestinations = 64;
   Status Submit(std::span<const uint8_t> payload, Guarantee guarantee,
                 std::span<const RingNumber> destinations, uint64_t now_us, MultiRingOutput& out);
 
@@ -254,6 +368,11 @@ class MultiRing {
   bool is_gateway() const { return config_.local_rings.size() > 1; }
   std::vector<RingNumber> Reachable() const;
   uint64_t clock() const { return clock_; }
+  // The view table and the last global configuration delivered (valid only
+  // if have_configuration()).
+  const ViewTable& view() const { return view_; }
+  bool have_configuration() const { return have_config_; }
+  const GlobalConfiguration& configuration() const { return global_; }
   size_t queued() const { return queue_.size(); }
   // Why the head of the queue is not delivered ("" if empty or deliverable).
   std::string BlockedReason() const;
@@ -265,8 +384,14 @@ class MultiRing {
     Type type = Type::kData;
     Guarantee guarantee = Guarantee::kAgreed;
     uint64_t safe_on = 0;  // bit i: got as a safe delivery on local_rings[i]
+    // Data not delivered here: not for this processor, or only a stub came.
+    bool skip = false;
+    bool stub_at_destination = false;  // for this processor, but a stub so far
     std::vector<uint8_t> payload;
     TopologyEvent topology;
+    RingReport report;    // kRingGateways: the ring's membership report
+    bool resync = false;  // a Resync carrying `table`
+    ViewTable table;
   };
   struct Edge {
     GatewayLink link;
@@ -309,6 +434,9 @@ class MultiRing {
   void Accept(int index, Envelope& env, std::span<const uint8_t> body, bool safe, NodeId sender,
               MultiRingOutput& out);
   void Forward(const Envelope& env, std::span<const uint8_t> body, MultiRingOutput& out);
+  // True if a local ring of this processor is among `destinations` (or
+  // they are empty: every ring).
+  bool Destined(std::span<const RingNumber> destinations) const;
   // Drops retained messages of `source` that every reachable ring reported.
   void PruneRetained(RingNumber source);
   // After the tree changed: re-forwards, on each tree edge this gateway
@@ -325,8 +453,17 @@ class MultiRing {
   // parent[ring] = (parent ring, gateway) of the BFS tree rooted at `root`.
   using TreeMap = std::map<RingNumber, std::pair<RingNumber, NodeId>>;
   const TreeMap& Tree(RingNumber root) const;
+  // True if the subtree of `tree` (rooted at `source`) behind ring `toward`
+  // holds a ring that needs the payload of a message for `destinations`.
+  bool NeedsPayload(const TreeMap& tree, RingNumber source, RingNumber toward,
+                    std::span<const RingNumber> destinations) const;
   bool SafeEverywhere(const MessageKey& key, const Entry& e) const;
   void TryDeliver(MultiRingOutput& out);
+  // Global configurations (see the header comment): what a Guarantee Vector
+  // of `source` says about views; delivering a report or a Resync.
+  void AbsorbVectorView(RingNumber source, const ViewTable& table, bool have_last,
+                        const MessageKey& last, MultiRingOutput& out);
+  void DeliverView(const MessageKey& key, bool resync, MultiRingOutput& out);
 
   const MultiRingConfig config_;
   bool started_ = false;
@@ -354,6 +491,17 @@ class MultiRing {
   std::map<MessageKey, Entry> queue_;
   bool delivered_any_ = false;
   MessageKey last_delivered_;
+  // Global configurations: the view table (delivered reports, merged
+  // Resyncs), entries adopted from Guarantee Vectors that the next Resync
+  // carries, and the last configuration delivered.
+  ViewTable view_;
+  ViewTable adopted_;
+  bool resync_outstanding_ = false;
+  uint64_t resync_seq_ = 0;  // origin seq of the outstanding Resync
+  uint32_t vectors_since_resync_ = 0;
+  bool have_config_ = false;
+  GlobalConfiguration global_;
+  std::vector<std::pair<RingNumber, ConfigurationId>> global_ring_ids_;
   MultiRingCounters counters_;
 };
 

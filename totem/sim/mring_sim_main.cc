@@ -25,6 +25,8 @@ constexpr const char* kUsage = R"(usage: totem-mring-sim [options]
   --seeds A-B | --seed S seeds to run (default 1)
   --messages M           workload messages per run (default 100)
   --safe-fraction F      share of kSafe messages (default 0.3)
+  --filter-fraction F    share of messages with random destination rings
+                         (default 0.3; the rest go to every ring)
   --loss P               per-datagram loss probability (default 0)
   --faults LIST          comma list of crash (not a gateway), gateway,
                          partition (split one ring), or all / none
@@ -36,7 +38,9 @@ constexpr const char* kUsage = R"(usage: totem-mring-sim [options]
   --max-time-ms N        virtual-time limit (default 20000)
   --trace                print every event (single seed only)
   --digest               print each run's digest
-  --inject-fault NAME    swap-deliveries | skew-forwarded | drop-delivery:
+  --inject-fault NAME    swap-deliveries | skew-forwarded | drop-delivery |
+                         ignore-destinations | config-members | repeat-config |
+                         stop-configs:
                          break the run on purpose (checker test)
   --expect-violation     exit 0 only if EVERY run reports a violation
 )";
@@ -116,6 +120,8 @@ int main(int argc, char** argv) {
       base.messages = static_cast<uint32_t>(n);
     } else if (flag == "--safe-fraction") {
       base.safe_fraction = std::stod(v);
+    } else if (flag == "--filter-fraction") {
+      base.filter_fraction = std::stod(v);
     } else if (flag == "--loss") {
       base.loss = std::stod(v);
     } else if (flag == "--faults") {
@@ -136,7 +142,10 @@ int main(int argc, char** argv) {
   if (trace && seed_lo != seed_hi) return Usage("--trace needs a single seed");
 
   uint64_t runs = 0, failed = 0, deliveries = 0, topology = 0, forwarded = 0, episodes = 0,
-           late = 0, unsynced = 0, unreachable = 0, submitted = 0, incomplete = 0;
+           late = 0, unsynced = 0, unreachable = 0, submitted = 0, incomplete = 0, skipped = 0,
+           stubs = 0, stub_at_destination = 0;
+  unsigned long long configurations = 0, resyncs = 0, vs_mismatches = 0, divergent = 0,
+                     seq_ties = 0;
   for (uint64_t seed = seed_lo; seed <= seed_hi; ++seed) {
     MultiSimOptions o = base;
     o.seed = seed;
@@ -157,6 +166,14 @@ int main(int argc, char** argv) {
     unreachable += r.unreachable_accepted;
     submitted += r.submitted;
     incomplete += r.incomplete;
+    skipped += r.filtered_skipped;
+    stubs += r.stubs_forwarded;
+    stub_at_destination += r.stub_at_destination;
+    configurations += r.configurations;
+    resyncs += r.resyncs;
+    vs_mismatches += r.vs_set_mismatches;
+    divergent += r.divergent_keys;
+    seq_ties += r.seq_ties;
     if (digest) {
       std::printf("seed=%llu digest=%016llx\n", static_cast<unsigned long long>(seed),
                   static_cast<unsigned long long>(r.digest));
@@ -176,13 +193,17 @@ int main(int argc, char** argv) {
   std::printf(
       "runs=%llu submitted=%llu incomplete=%llu deliveries=%llu topology_events=%llu "
       "forwarded=%llu episodes=%llu late_dropped=%llu unsynced_dropped=%llu "
-      "unreachable_accepted=%llu violations=%llu\n",
+      "unreachable_accepted=%llu filtered_skipped=%llu stubs_forwarded=%llu "
+      "stub_at_destination=%llu configurations=%llu resyncs=%llu divergent_keys=%llu "
+      "seq_ties=%llu vs_set_mismatches=%llu violations=%llu\n",
       static_cast<unsigned long long>(runs), static_cast<unsigned long long>(submitted),
       static_cast<unsigned long long>(incomplete), static_cast<unsigned long long>(deliveries),
       static_cast<unsigned long long>(topology), static_cast<unsigned long long>(forwarded),
       static_cast<unsigned long long>(episodes), static_cast<unsigned long long>(late),
       static_cast<unsigned long long>(unsynced), static_cast<unsigned long long>(unreachable),
-      static_cast<unsigned long long>(failed));
+      static_cast<unsigned long long>(skipped), static_cast<unsigned long long>(stubs),
+      static_cast<unsigned long long>(stub_at_destination), configurations, resyncs, divergent,
+      seq_ties, vs_mismatches, static_cast<unsigned long long>(failed));
   if (expect_violation) {
     if (failed == runs) return 0;
     std::printf("expected a violation in every run; %llu of %llu runs passed\n",

@@ -19,9 +19,26 @@
 // (checked directly, not only through the keys). Liveness: after the last
 // repair, each ring's probe (re-sent every 200 ms: one message may be lost
 // at a configuration change, see multi_ring.h) must reach every processor
-// that is up. Strict runs (no faults, no loss: the rings never change after
+// that is up. Destinations: a share of the messages (and one probe per
+// ring) name random destination rings; such a message must be delivered
+// only by processors on one of them (checked at every delivery) and, like
+// any other, by every such processor in strict runs and for the probes.
+// Strict runs (no faults, no loss: the rings never change after
 // they formed) must deliver every message everywhere and drop nothing after
 // the workload starts.
+//
+// Global configurations (multi_ring.h): every processor's configurations are
+// recorded and checked: (a) two processors that deliver the same id deliver
+// it at the same key with the same members and ring members (and each
+// processor is in its own); (b) ids (their seq) increase at each processor
+// (ties of one timestamp and source ring are counted: seq_ties), and every
+// message carries the processor's current id; (c) processors that
+// both delivered configurations C and then C' delivered the same messages
+// between them (of those destined to both; the order is checked above):
+// mismatches are counted (vs_set_mismatches: messages dropped as late
+// around topology changes, a documented limit) and fail only strict runs;
+// (d) liveness: the run ends only once every processor that is up has the
+// same last configuration, whose members are exactly the nodes that are up.
 #ifndef TOTEM_SIM_MULTI_RING_SIM_H_
 #define TOTEM_SIM_MULTI_RING_SIM_H_
 
@@ -51,6 +68,17 @@ enum class MultiInjection : uint8_t {
   kSwapDeliveries,  // one processor's two consecutive deliveries reach the checker swapped
   kSkewForwarded,   // one gateway forwards one message with its timestamp lowered
   kDropDelivery,    // one delivery at one processor never reaches the checker
+  // One message with destinations is submitted to the core without them
+  // (the checker still expects them): it reaches processors it must not.
+  kIgnoreDestinations,
+  // Global configurations: the first configuration a second processor
+  // delivers reaches the checker with one member fewer (check a); one
+  // processor's first configuration reaches it twice (check b); from the
+  // first configuration after the workload starts, one node's
+  // configurations never reach it (liveness d; needs faults).
+  kConfigMembers,
+  kRepeatConfiguration,
+  kStopConfigurations,
 };
 const char* MultiInjectionName(MultiInjection i);
 bool ParseMultiInjection(const std::string& name, MultiInjection* out);
@@ -63,6 +91,7 @@ struct MultiSimOptions {
   uint32_t max_ring_nodes = 4;     // drawn per ring in [min, max]
   uint32_t messages = 100;         // workload messages
   double safe_fraction = 0.3;      // share submitted as kSafe
+  double filter_fraction = 0.3;    // share submitted with random destination rings
   double loss = 0;                 // per datagram copy
   uint32_t faults = 0;             // MultiFaultKind mask
   uint32_t max_episodes = 3;       // fault episodes per run: [1, max_episodes]
@@ -93,6 +122,25 @@ struct MultiRunResult {
   uint64_t incomplete = 0;
   uint64_t unsynced_dropped = 0;  // own-ring messages dropped at configuration changes
   uint64_t unreachable_accepted = 0;
+  uint64_t filtered_skipped = 0;     // deliveries skipped: not for that processor
+  uint64_t stubs_forwarded = 0;      // payload-less copies sent by gateways
+  uint64_t stub_at_destination = 0;  // for a processor that got only a stub
+  // Global configurations delivered (all processors), Resyncs sent, and
+  // how often two processors that delivered the same two consecutive
+  // configurations delivered different sets of messages (both destined)
+  // between them: the layer's documented limit around topology changes,
+  // reported; a violation in strict runs.
+  uint64_t configurations = 0;
+  uint64_t resyncs = 0;
+  uint64_t vs_set_mismatches = 0;
+  // Keys at which processors delivered configurations with different ids
+  // (differing views, allowed; counted once per key).
+  uint64_t divergent_keys = 0;
+  // (b) exceptions: a configuration whose seq is not above the previous one
+  // at the same processor, both at keys of one (timestamp, source ring):
+  // only two parts of a partitioned ring stamp one timestamp; the id's
+  // digest then orders them arbitrarily (multi_ring.h).
+  uint64_t seq_ties = 0;
 };
 
 // Empty if `o` can run; else what is wrong with it.
