@@ -14,9 +14,13 @@
 //    mutex, so they may call the thread-safe getters and Submit.
 #include "totem/multi_ring_node.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -26,6 +30,8 @@
 #include <thread>
 #include <utility>
 #include <variant>
+
+#include "file_io.h"
 
 namespace totem {
 namespace {
@@ -108,6 +114,23 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
               "multi-ring: message of " + std::to_string(payload.size()) +
                   " bytes is larger than " + std::to_string(max_payload_)};
     }
+    // The core's own checks, here so the caller gets the error (the core
+    // only sees the submit later, on the ordering thread).
+    if (destinations.size() > core::MultiRing::kMaxDestinations) {
+      return InvalidArgument("multi-ring: " + std::to_string(destinations.size()) +
+                             " destination rings (at most " +
+                             std::to_string(core::MultiRing::kMaxDestinations) + ")");
+    }
+    for (core::RingNumber r : destinations) {
+      if (std::find(config_.rings.begin(), config_.rings.end(), r) == config_.rings.end()) {
+        return InvalidArgument("multi-ring: destination ring " + std::to_string(r) +
+                               " is not a configured ring");
+      }
+      if (std::count(destinations.begin(), destinations.end(), r) > 1) {
+        return InvalidArgument("multi-ring: destination ring " + std::to_string(r) +
+                               " listed twice");
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return {StatusCode::kUnavailable, "multi-ring: stopped"};
     if (pending_submits_ >= config_.max_pending_submits) {
@@ -148,6 +171,11 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
     std::lock_guard<std::mutex> lock(nodes_mu_);
     if (i >= nodes_.size() || !nodes_[i]) return Counters{};
     return nodes_[i]->GetCounters();
+  }
+  RingStatus GetRingStatus(size_t i) const override {
+    std::lock_guard<std::mutex> lock(nodes_mu_);
+    if (i >= nodes_.size() || !nodes_[i]) return RingStatus{};
+    return nodes_[i]->GetRingStatus();
   }
   uint32_t incarnation() const override { return incarnation_; }
 
@@ -222,6 +250,7 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
         core_.HandleTimer(now, *this);
       }
       FlushPending();
+      PersistClock();
       Snapshot();
     }
   }
@@ -236,7 +265,7 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
       core_.HandleRingConfiguration(ring, c->event, now, *this);
     } else {
       auto& s = std::get<SubmitEvent>(e);
-      // Cannot fail after Start (the only error is kUnavailable before it).
+      // Cannot fail after Start: Submit checked the destinations.
       (void)core_.Submit(s.payload, s.guarantee, s.destinations, now, *this);
     }
   }
@@ -262,9 +291,62 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
     }
   }
 
+  // Raises the persisted clock mark when the clock comes within half a
+  // reserve of it (MultiRingNodeConfig::clock_file).
+  void PersistClock() {
+    if (config_.clock_file.empty() || core_.clock() + config_.clock_reserve / 2 < clock_mark_) {
+      return;
+    }
+    const uint64_t mark = core_.clock() + config_.clock_reserve;
+    if (WriteClockMark(config_.clock_file, mark).ok()) {
+      clock_mark_ = mark;
+    } else {
+      clock_persist_errors_++;  // retried after the next unit of work
+    }
+  }
+
+ public:
+  static Status WriteClockMark(const std::string& path, uint64_t mark) {
+    std::string dir = ".";
+    if (const size_t slash = path.rfind('/'); slash != std::string::npos) {
+      dir = slash == 0 ? "/" : path.substr(0, slash);
+    }
+    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const Status st =
+        runtime::ReplaceFileAtomically(path, path + ".tmp", std::to_string(mark) + "\n", dir_fd);
+    if (dir_fd >= 0) ::close(dir_fd);
+    return st;
+  }
+  // The mark in `path` (0 if the file does not exist).
+  static StatusOr<uint64_t> ReadClockMark(const std::string& path) {
+    struct stat sb {};
+    if (::stat(path.c_str(), &sb) != 0 && errno == ENOENT) return uint64_t{0};
+    StatusOr<std::string> text = runtime::ReadSmallFile(path, 64, "multi-ring clock file");
+    if (!text.ok()) return text.status();
+    std::string t = *text;
+    while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
+    uint64_t v = 0;
+    bool ok = !t.empty() && t.size() <= 20;
+    for (char c : t) {
+      if (c < '0' || c > '9' || v > (UINT64_MAX - 9) / 10) {
+        ok = false;
+        break;
+      }
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (!ok) {
+      return Status{StatusCode::kInvalidArgument,
+                    "multi-ring clock file " + path + ": not a decimal number: \"" + t + "\""};
+    }
+    return v;
+  }
+  void set_clock_mark(uint64_t mark) { clock_mark_ = mark; }
+
+ private:
   void Snapshot() {
     std::lock_guard<std::mutex> lock(snap_mu_);
     snap_counters_ = core_.counters();
+    snap_counters_.clock_persist_errors = clock_persist_errors_;
     snap_reachable_ = core_.Reachable();
     snap_queued_ = core_.queued();
     snap_blocked_ = core_.BlockedReason();
@@ -318,6 +400,8 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
   bool timer_armed_ = false;
   uint64_t timer_deadline_us_ = 0;
   uint64_t ring_submit_errors_ = 0;
+  uint64_t clock_mark_ = 0;
+  uint64_t clock_persist_errors_ = 0;
 
   mutable std::mutex snap_mu_;
   core::MultiRingCounters snap_counters_;
@@ -330,6 +414,9 @@ class MultiRingNodeImpl final : public MultiRingNode, private core::MultiRingOut
 
 Status MultiRingNodeConfig::Validate() const {
   if (local.empty()) return InvalidArgument("multi-ring: no local ring");
+  if (!clock_file.empty() && (clock_reserve < 2 || clock_reserve > (uint64_t{1} << 40))) {
+    return InvalidArgument("multi-ring: clock_reserve must be in [2, 2^40]");
+  }
   std::set<core::RingNumber> seen;
   for (const LocalRing& l : local) {
     if (!seen.insert(l.ring).second) {
@@ -366,8 +453,20 @@ StatusOr<std::unique_ptr<MultiRingNode>> MultiRingNode::Start(const MultiRingNod
     ::clock_gettime(CLOCK_REALTIME, &ts);
     mc.incarnation = static_cast<uint32_t>(ts.tv_sec);
   }
+  uint64_t mark = 0;
+  if (!config.clock_file.empty()) {
+    StatusOr<uint64_t> read = MultiRingNodeImpl::ReadClockMark(config.clock_file);
+    if (!read.ok()) return read.status();
+    // Start above the last mark, and reserve the next block before running.
+    mc.initial_clock = *read;
+    mark = *read + config.clock_reserve;
+    if (Status st = MultiRingNodeImpl::WriteClockMark(config.clock_file, mark); !st.ok()) {
+      return st;
+    }
+  }
   if (Status st = mc.Validate(); !st.ok()) return st;
   auto node = std::make_unique<MultiRingNodeImpl>(config, mc, std::move(callbacks));
+  node->set_clock_mark(mark);
   if (Status st = node->StartAll(); !st.ok()) return st;
   return std::unique_ptr<MultiRingNode>(std::move(node));
 }

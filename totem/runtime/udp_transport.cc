@@ -1,4 +1,5 @@
-// UDP unicast / multicast transport with authenticated frames. See
+// UDP unicast / multicast transport with authenticated (optionally
+// encrypted) frames. See
 // udp_transport.h.
 #include "udp_transport.h"
 
@@ -12,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <string>
 
 namespace totem::runtime {
@@ -62,7 +64,7 @@ UdpTransport::~UdpTransport() { Close(); }
 StatusOr<std::unique_ptr<UdpTransport>> UdpTransport::Open(asio::io_context& io,
                                                            const TransportConfig& config,
                                                            NodeId self, std::string_view key) {
-  StatusOr<std::unique_ptr<FrameAuth>> auth = FrameAuth::Create(key);
+  StatusOr<std::unique_ptr<FrameAuth>> auth = FrameAuth::Create(key, config.encrypt);
   if (!auth.ok()) return auth.status();
   std::unique_ptr<UdpTransport> t(new UdpTransport(io, self, std::move(auth).value()));
   if (Status st = t->OpenSockets(config); !st.ok()) return st;
@@ -201,8 +203,8 @@ size_t UdpTransport::Drain(int fd, bool multicast_socket) {
       break;  // EAGAIN: drained; ECONNREFUSED and friends: nothing to read now
     }
     for (int i = 0; i < n; ++i) {
-      const auto* data = static_cast<const uint8_t*>(rx_iov_[i].iov_base);
-      HandleDatagram(std::span<const uint8_t>(data, rx_msgs_[i].msg_len),
+      auto* data = static_cast<uint8_t*>(rx_iov_[i].iov_base);
+      HandleDatagram(std::span<uint8_t>(data, rx_msgs_[i].msg_len),
                      (rx_msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) != 0, multicast_socket);
     }
     handled += static_cast<size_t>(n);
@@ -211,22 +213,30 @@ size_t UdpTransport::Drain(int fd, bool multicast_socket) {
   return handled;
 }
 
-void UdpTransport::HandleDatagram(std::span<const uint8_t> datagram, bool truncated,
+void UdpTransport::HandleDatagram(std::span<uint8_t> datagram, bool truncated,
                                   bool multicast_socket) {
-  if (multicast_socket && !truncated && datagram.size() >= kSenderEndBytes &&
+  // Authenticated frames start with the core's header in clear; encrypted
+  // ones only show it once opened, so their looped-back copies cost a
+  // decryption before they are recognised (multicast mode only).
+  if (multicast_socket && !truncated && !auth_->encrypts() && datagram.size() >= kSenderEndBytes &&
       HeaderSender(datagram) == self_) {
     return;  // our own multicast, looped back
   }
-  ++counters_.datagrams_received;
-  if (truncated || datagram.size() < kSenderEndBytes + FrameAuth::kTagBytes) {
+  if (truncated || datagram.size() < kSenderEndBytes + auth_->overhead_bytes()) {
+    ++counters_.datagrams_received;
     ++counters_.drop_malformed;
     return;
   }
-  if (!auth_->Verify(datagram)) {
-    ++counters_.drop_auth;
+  const std::optional<std::span<const uint8_t>> frame = auth_->Open(datagram);
+  if (multicast_socket && frame.has_value() && auth_->encrypts() && HeaderSender(*frame) == self_) {
+    return;  // our own multicast, looped back
+  }
+  ++counters_.datagrams_received;
+  if (!frame.has_value()) {
+    ++counters_.drop_auth;  // wrong key, other mode (encrypted or not), or modified
     return;
   }
-  receiver_->OnFrame(datagram.first(datagram.size() - FrameAuth::kTagBytes));
+  receiver_->OnFrame(*frame);
 }
 
 bool UdpTransport::WaitWritable(int fd) {
@@ -235,17 +245,13 @@ bool UdpTransport::WaitWritable(int fd) {
 }
 
 uint8_t* UdpTransport::Stage(std::span<const uint8_t> frame, size_t destinations) {
-  const size_t len = frame.size() + FrameAuth::kTagBytes;
+  const size_t len = frame.size() + auth_->overhead_bytes();
   if (len > kTxArenaBytes || destinations > kTxBatch) return nullptr;
   // Make room for the datagram and all its queue entries up front, so that
   // no flush can recycle the arena while the entries are being queued.
   if (tx_arena_used_ + len > kTxArenaBytes || tx_count_ + destinations > kTxBatch) Flush();
   uint8_t* d = tx_arena_.data() + tx_arena_used_;
-  std::memcpy(d, frame.data(), frame.size());
-  if (!auth_->Sign(frame, std::span<uint8_t, FrameAuth::kTagBytes>(d + frame.size(),
-                                                                   FrameAuth::kTagBytes))) {
-    return nullptr;
-  }
+  if (!auth_->Seal(frame, d)) return nullptr;
   tx_arena_used_ += len;
   return d;
 }
@@ -270,7 +276,7 @@ void UdpTransport::SendTo(NodeId to, std::span<const uint8_t> frame) {
     ++counters_.send_errors;
     return;
   }
-  Queue(&it->addr, d, frame.size() + FrameAuth::kTagBytes);
+  Queue(&it->addr, d, frame.size() + auth_->overhead_bytes());
   Flush();
 }
 
@@ -281,7 +287,7 @@ void UdpTransport::SendToAll(std::span<const uint8_t> frame) {
     ++counters_.send_errors;
     return;
   }
-  const size_t len = frame.size() + FrameAuth::kTagBytes;
+  const size_t len = frame.size() + auth_->overhead_bytes();
   if (multicast_mode_) {
     Queue(&group_, d, len);
   } else {

@@ -1,8 +1,10 @@
 // The runtime's UDP transport (ARCHITECTURE.md 3.5, 3.6): the token and, in
 // unicast mode, data frames go to each peer's own socket (a datagram per
 // peer, batched with sendmmsg); in multicast mode data frames go to one
-// group. Every datagram is the core's frame followed by its HMAC tag
-// (auth.h); datagrams that fail verification are dropped and counted.
+// group. Every datagram is the core's frame followed by its HMAC tag, or
+// with TransportConfig::encrypt the frame encrypted with AES-256-GCM
+// (auth.h); datagrams that fail verification or decryption are dropped and
+// counted as drop_auth.
 //
 // Receiving waits for readiness through Boost.Asio and then drains the
 // sockets with non-blocking recvmmsg into preallocated buffers, so the hot
@@ -40,7 +42,7 @@ struct TransportCounters {
   uint64_t datagrams_sent = 0;
   uint64_t datagrams_received = 0;
   uint64_t send_errors = 0;
-  uint64_t drop_auth = 0;
+  uint64_t drop_auth = 0;       // failed the HMAC check or AES-GCM decryption
   uint64_t drop_malformed = 0;  // too short to hold a frame + tag, or larger than the buffer
 };
 
@@ -101,7 +103,8 @@ class UdpTransport {
   void Poll();
   // Returns the number of datagrams read (kDatagramsPerPoll: maybe more).
   size_t Drain(int fd, bool multicast_socket);
-  void HandleDatagram(std::span<const uint8_t> datagram, bool truncated, bool multicast_socket);
+  // Opens `datagram` in place (decrypting it when encrypting).
+  void HandleDatagram(std::span<uint8_t> datagram, bool truncated, bool multicast_socket);
   // Copies `frame` and its tag into the send arena, first flushing if the
   // arena or the queue lacks room for `destinations` entries; nullptr if the
   // frame cannot be sent at all.

@@ -20,7 +20,8 @@
 //  - Submit may be called from any thread and never blocks: kWouldBlock when
 //    the bounded submit queue is full (WaitWritable waits for room),
 //    kResourceExhausted when larger than the first ring's max_message_bytes
-//    minus the layer's envelope, kUnavailable once stopped. The message
+//    minus the layer's envelope, kInvalidArgument for destinations the core
+//    rejects (core::MultiRing::Submit), kUnavailable once stopped. The message
 //    originates on the first local ring.
 //  - Callbacks run on the ordering thread, one at a time, in the global
 //    order; they must not block for long and must not call Stop().
@@ -60,6 +61,15 @@ struct MultiRingNodeConfig {
   uint64_t guarantee_interval_us = 20000;
   uint32_t incarnation = 0;           // 0: seconds since the epoch
   size_t max_pending_submits = 8192;  // bound of the submit queue (messages)
+  // Persists the Lamport clock across restarts (core MultiRingConfig::
+  // initial_clock), so timestamps and global configuration ids keep growing
+  // even when every processor restarts. The file holds a high-water mark
+  // reserved ahead of the clock: read at Start (absent: 0) and raised by
+  // clock_reserve (written atomically, synced) whenever the clock comes
+  // within half of it; a restart starts above the last mark written.
+  // Empty: not persisted (timestamps restart from the network's clock).
+  std::string clock_file;
+  uint64_t clock_reserve = uint64_t{1} << 20;
 
   Status Validate() const;
 };
@@ -96,6 +106,7 @@ class MultiRingNode {
   virtual std::string BlockedReason() const = 0;
   // The ring Node of local ring index `i` (order of config.local).
   virtual Counters GetRingCounters(size_t i) const = 0;
+  virtual RingStatus GetRingStatus(size_t i) const = 0;
   virtual uint32_t incarnation() const = 0;
 
   virtual void Stop() = 0;
