@@ -58,6 +58,9 @@ grpc::Status AdminService::GetRing(grpc::ServerContext*, const pb::GetRingReques
   // member-state exchange in which no member had applied more writes.
   resp->set_primary(r.GetStanding(nullptr) == Replicator::Standing::kCurrent);
   resp->set_token_rotation_us(status.mean_token_rotation_us);
+  const Ordering::GlobalView global = r.GlobalView();
+  for (uint32_t ring : global.local_rings) resp->add_local_rings(ring);
+  for (uint32_t ring : global.reachable_rings) resp->add_reachable_rings(ring);
   return grpc::Status::OK;
 }
 
@@ -82,6 +85,9 @@ grpc::Status AdminService::GetCounters(grpc::ServerContext*, const pb::GetCounte
   for (const auto& [name, value] : r.TotemCounters().Fields()) {
     (*resp->mutable_totem())[std::string(name)] = value;
   }
+  // Several rings: the first local ring's counters above, the multiple-ring
+  // layer's (mring_*) here.
+  for (const auto& [name, value] : r.MultiRingCounters()) (*resp->mutable_totem())[name] = value;
   for (const auto& [name, value] : r.StoreCounters()) (*resp->mutable_store())[name] = value;
   resp->set_uptime_ms(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                 std::chrono::steady_clock::now() - started_)

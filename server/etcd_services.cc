@@ -91,6 +91,11 @@ ServerContext::ServerContext(const ServerConfig& config, Replicator* replicator)
   for (const ClusterMember& m : config.cluster) {
     members +=
         m.name + "=" + std::to_string(m.id) + "@" + m.host + ":" + std::to_string(m.port) + ",";
+    // Several rings: every ring address counts too (one ring: unchanged).
+    for (size_t i = 0; config.MultiRing() && i < m.rings.size(); ++i) {
+      members += "/" + std::to_string(m.rings[i].ring) + "@" + m.rings[i].host + ":" +
+                 std::to_string(m.rings[i].port) + ",";
+    }
   }
   cluster_id_ = Fnv1a(members);
 }

@@ -137,7 +137,7 @@ totem::Status LeaseManager::Load(bool replace) {
     for (const ::kvstore::LeaseInfo& info : *leases) {
       schedule_.Renewed(info.id, info.generation, info.granted_ttl, now);
     }
-    Log("lease manager: loaded %zu leases, rank=%zu", leases->size(), rank_);
+    LogInfo(Event::kLeasesLoaded, {{"leases", leases->size()}, {"rank", rank_}});
   }
   cv_.notify_all();
   return totem::Status::Ok();
@@ -245,15 +245,18 @@ void LeaseManager::TimerLoop() {
           replicator_->Propose(std::move(op), options_.propose_timeout);
       if (!r.ok()) {
         ++proposals_failed_;
-        Log("lease expire id=%lld generation=%llu rank=%zu: not applied: %s",
-            static_cast<long long>(x.id), static_cast<unsigned long long>(x.generation), rank,
-            r.status().ToString().c_str());
+        LogWarn(Event::kLeaseExpireFailed, {{"id", x.id},
+                                            {"generation", x.generation},
+                                            {"rank", rank},
+                                            {"error", r.status().ToString()}});
         continue;
       }
       const auto* resp = std::get_if<::kvstore::LeaseExpireResponse>(&r->response);
-      Log("lease expire id=%lld generation=%llu rank=%zu: %s", static_cast<long long>(x.id),
-          static_cast<unsigned long long>(x.generation), rank,
-          resp != nullptr && resp->expired ? "expired" : "stale");
+      LogInfo(Event::kLeaseExpired,
+              {{"id", x.id},
+               {"generation", x.generation},
+               {"rank", rank},
+               {"outcome", resp != nullptr && resp->expired ? "expired" : "stale"}});
     }
     l.lock();
   }

@@ -31,7 +31,9 @@
 
 namespace {
 
-using totemkv::server::Log;
+using totemkv::server::Event;
+using totemkv::server::LogError;
+using totemkv::server::LogInfo;
 
 int Run(int argc, char** argv) {
   totemkv::server::ConfigSources sources;
@@ -43,17 +45,19 @@ int Run(int argc, char** argv) {
       std::fputs(totemkv::server::Usage(), stdout);
       return 0;
     }
-    std::fprintf(stderr, "totemkvd: %s\n%s", parsed.status().message().c_str(),
-                 totemkv::server::Usage());
+    LogError(Event::kConfigError,
+             {{"error", parsed.status().message()}, {"help", "totemkvd --help"}});
     return 2;
   }
   const totemkv::server::ServerConfig& config = *parsed;
+  totemkv::server::ConfigureLog(config.log_format, config.log_level);
 
   if (!config.restore_snapshot.empty()) {
     totem::StatusOr<totemkv::server::RestoreResult> restored =
         totemkv::server::RestoreSnapshot(config.restore_snapshot, config.data_dir);
     if (!restored.ok()) {
-      std::fprintf(stderr, "totemkvd: restore failed: %s\n", restored.status().message().c_str());
+      LogError(Event::kStartupFailed,
+               {{"step", "restore_snapshot"}, {"error", restored.status().message()}});
       return 1;
     }
     std::printf(
@@ -71,7 +75,8 @@ int Run(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);
   if (ec) {
-    Log("cannot create data dir %s: %s", config.data_dir.c_str(), ec.message().c_str());
+    LogError(Event::kStartupFailed,
+             {{"step", "create_data_dir"}, {"path", config.data_dir}, {"error", ec.message()}});
     return 1;
   }
   std::string key_file = config.key_file;
@@ -79,15 +84,17 @@ int Run(int argc, char** argv) {
     key_file = config.data_dir + "/cluster.key";
     if (!std::filesystem::exists(key_file)) {
       if (totem::Status s = totem::WriteKeyFile(key_file); !s.ok()) {
-        Log("cannot write %s: %s", key_file.c_str(), s.ToString().c_str());
+        LogError(Event::kStartupFailed,
+                 {{"step", "write_key_file"}, {"path", key_file}, {"error", s.ToString()}});
         return 1;
       }
-      Log("generated a cluster key in %s", key_file.c_str());
+      LogInfo(Event::kKeyGenerated, {{"path", key_file}});
     }
   }
   totem::StatusOr<std::string> key = totem::ReadKeyFile(key_file);
   if (!key.ok()) {
-    Log("cannot read key file %s: %s", key_file.c_str(), key.status().ToString().c_str());
+    LogError(Event::kConfigError,
+             {{"step", "read_key_file"}, {"path", key_file}, {"error", key.status().ToString()}});
     return 1;
   }
 
@@ -95,8 +102,13 @@ int Run(int argc, char** argv) {
   totem::StatusOr<std::vector<std::shared_ptr<grpc::ServerCredentials>>> credentials =
       totemkv::server::ListenCredentials(config);
   if (!credentials.ok()) {
-    Log("cannot set up TLS: %s", credentials.status().ToString().c_str());
+    LogError(Event::kConfigError, {{"step", "tls"}, {"error", credentials.status().ToString()}});
     return 1;
+  }
+  if (!config.client_cert_file.empty()) {
+    LogInfo(Event::kTlsLoaded, {{"cert_file", config.client_cert_file},
+                                {"trusted_ca_file", config.client_trusted_ca_file},
+                                {"client_cert_auth", config.client_cert_auth}});
   }
 
   // Block the stop signals before any thread starts, so every thread
@@ -110,12 +122,13 @@ int Run(int argc, char** argv) {
   totem::StatusOr<std::unique_ptr<totemkv::server::Replicator>> replicator =
       totemkv::server::Replicator::Start(config, *key);
   if (!replicator.ok()) {
-    Log("cannot start: %s", replicator.status().ToString().c_str());
+    LogError(Event::kStartupFailed,
+             {{"step", "replicator"}, {"error", replicator.status().ToString()}});
     return 1;
   }
   totemkv::server::LeaseManager leases(replicator->get(), totemkv::server::LeaseExpiryOptions{});
   if (totem::Status s = leases.Start(); !s.ok()) {
-    Log("cannot load leases: %s", s.ToString().c_str());
+    LogError(Event::kStartupFailed, {{"step", "leases"}, {"error", s.ToString()}});
     (*replicator)->Stop();
     return 1;
   }
@@ -142,8 +155,7 @@ int Run(int argc, char** argv) {
     watch_hub.Resync(r->store().CurrentRevision());
     const totem::Status reloaded = leases.ReloadFromStore();
     if (!reloaded.ok()) {
-      totemkv::server::Log("lease manager: reload after snapshot failed: %s",
-                           reloaded.ToString().c_str());
+      LogError(Event::kLeaseReloadFailed, {{"error", reloaded.ToString()}});
     }
   });
 
@@ -172,27 +184,46 @@ int Run(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   for (size_t i = 0; i < ports.size(); ++i) {
     if (server == nullptr || ports[i] == 0) {
-      Log("cannot listen on %s", config.listen_client_urls[i].c_str());
+      LogError(Event::kStartupFailed, {{"step", "listen"}, {"url", config.listen_client_urls[i]}});
       (*replicator)->Stop();
       return 1;
     }
   }
   std::string cluster_list;
   for (const auto& m : config.cluster) {
-    cluster_list += (cluster_list.empty() ? "" : ",") + m.name + "=" + std::to_string(m.id) + "@" +
-                    m.host + ":" + std::to_string(m.port);
+    if (!config.MultiRing()) {
+      cluster_list += (cluster_list.empty() ? "" : ",") + m.name + "=" + std::to_string(m.id) +
+                      "@" + m.host + ":" + std::to_string(m.port);
+      continue;
+    }
+    for (const totemkv::server::RingAddress& a : m.rings) {  // one entry per ring
+      cluster_list += (cluster_list.empty() ? "" : ",") + m.name + "=" + std::to_string(m.id) +
+                      "@" + a.host + ":" + std::to_string(a.port) + "/" + std::to_string(a.ring);
+    }
   }
-  Log("ready name=%s node_id=%u data_dir=%s sync=%s cluster_id=%016llx cluster=%s",
-      config.name.c_str(), config.node_id, config.data_dir.c_str(), config.sync ? "true" : "false",
-      static_cast<unsigned long long>(ctx.cluster_id()), cluster_list.c_str());
   {
     const totemkv::server::TotemOptions& t = config.totem;
-    Log("totem transport=%s token_timeout_ms=%u join_timeout_ms=%u consensus_timeout_ms=%u "
-        "merge_timeout_ms=%u window_size=%u max_messages=%u packing=%s config_file=%s",
-        t.transport == totem::TransportMode::kMulticast ? "multicast" : "unicast",
-        t.token_timeout_ms, t.join_timeout_ms, t.consensus_timeout_ms, t.merge_timeout_ms,
-        t.window_size, t.max_messages, t.packing ? "true" : "false",
-        config.config_file.empty() ? "-" : config.config_file.c_str());
+    char cluster_id[17];
+    std::snprintf(cluster_id, sizeof(cluster_id), "%016llx",
+                  static_cast<unsigned long long>(ctx.cluster_id()));
+    LogInfo(Event::kServerStarted,
+            {{"name", config.name},
+             {"node_id", config.node_id},
+             {"data_dir", config.data_dir},
+             {"sync", config.sync},
+             {"cluster_id", cluster_id},
+             {"cluster", cluster_list},
+             {"config_file", config.config_file.empty() ? "-" : config.config_file},
+             {"totem_transport",
+              t.transport == totem::TransportMode::kMulticast ? "multicast" : "unicast"},
+             {"totem_encryption", t.encryption},
+             {"token_timeout_ms", t.token_timeout_ms},
+             {"join_timeout_ms", t.join_timeout_ms},
+             {"consensus_timeout_ms", t.consensus_timeout_ms},
+             {"merge_timeout_ms", t.merge_timeout_ms},
+             {"window_size", t.window_size},
+             {"max_messages", t.max_messages},
+             {"packing", t.packing}});
   }
   std::unique_ptr<totemkv::server::MetricsServer> metrics;
   if (!config.metrics_addresses.empty()) {
@@ -201,28 +232,29 @@ int Run(int argc, char** argv) {
           return totemkv::server::RenderMetrics(*r, &grpc_metrics);
         });
     if (!started.ok()) {
-      Log("cannot serve metrics: %s", started.status().ToString().c_str());
+      LogError(Event::kStartupFailed,
+               {{"step", "metrics"}, {"error", started.status().ToString()}});
       server->Shutdown();
       (*replicator)->Stop();
       return 1;
     }
     metrics = std::move(*started);
     for (const std::string& url : config.listen_metrics_urls)
-      Log("serving metrics on %s/metrics", url.c_str());
+      LogInfo(Event::kListening, {{"kind", "metrics"}, {"url", url + "/metrics"}});
   }
   for (const std::string& url : config.listen_client_urls)
-    Log("serving clients on %s", url.c_str());
+    LogInfo(Event::kListening, {{"kind", "client"}, {"url", url}});
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  Log("signal %d: shutting down", sig);
+  LogInfo(Event::kShutdown, {{"signal", sig}});
   if (metrics != nullptr) metrics->Stop();
   watch_hub.Shutdown();  // ends the open watch streams, so Shutdown need not wait for them
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   (*replicator)->Stop();
   leases.Stop();  // after the replicator: its apply thread calls into `leases`
   server->Wait();
-  Log("stopped");
+  LogInfo(Event::kStopped);
   return 0;
 }
 

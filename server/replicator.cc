@@ -3,6 +3,8 @@
 // effects, op-id matching and shared read barriers. See replicator.h for the contract.
 #include "replicator.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 
@@ -22,6 +24,38 @@ std::string IdList(const std::vector<totem::NodeId>& ids) {
   std::string s;
   for (totem::NodeId id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
   return s;
+}
+
+// The multiple-ring layer tells successive runs of one node apart by an
+// incarnation that must grow across restarts: the stored one plus one, or
+// the wall clock in seconds if larger (a wiped data dir), kept in
+// DIR/mring-incarnation (written to a temp file, synced, renamed).
+StatusOr<uint32_t> NextIncarnation(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return totem::IoError("create " + dir + ": " + ec.message());
+  const std::string path = dir + "/mring-incarnation";
+  uint64_t stored = 0;
+  if (FILE* f = std::fopen(path.c_str(), "r"); f != nullptr) {
+    unsigned long long v = 0;
+    if (std::fscanf(f, "%llu", &v) == 1) stored = v;
+    std::fclose(f);
+  }
+  const uint64_t now =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  const uint64_t next = std::max(stored + 1, now);
+  if (next > UINT32_MAX) return totem::IoError(path + ": incarnation exhausted");
+  const std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "w");
+  if (f == nullptr) return totem::IoError("write " + tmp);
+  const bool ok = std::fprintf(f, "%llu\n", static_cast<unsigned long long>(next)) > 0 &&
+                  std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
+  if (std::fclose(f) != 0 || !ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return totem::IoError("write " + path);
+  }
+  return static_cast<uint32_t>(next);
 }
 
 }  // namespace
@@ -48,6 +82,10 @@ StatusOr<std::unique_ptr<Replicator>> Replicator::Start(const ServerConfig& conf
     info.set_id(m.id);
     info.set_name(m.name);
     info.add_peer_urls("udp://" + m.host + ":" + std::to_string(m.port));
+    // A gateway's addresses on its other rings.
+    for (size_t i = 1; i < m.rings.size(); ++i) {
+      info.add_peer_urls("udp://" + m.rings[i].host + ":" + std::to_string(m.rings[i].port));
+    }
     for (const std::string& u : m.client_urls) info.add_client_urls(u);
     bootstrap.push_back(std::move(info));
     bootstrap_ids.push_back(m.id);
@@ -88,21 +126,39 @@ StatusOr<std::unique_ptr<Replicator>> Replicator::Start(const ServerConfig& conf
   r->applied_seq_ = r->engine_->meta().green;
 
   // Members, peers and the --totem-* settings (validated by ParseConfig).
-  totem::NodeConfig nc = config.TotemNodeConfig();
   // An envelope carries a request of up to kMaxRequestBytes plus a few
   // bytes of framing; the submit queue holds several of them.
-  nc.ring.max_message_bytes = 2u << 20;
-  nc.ring.max_pending_bytes = 8u << 20;
-  nc.transport.key = key;
-  nc.state_dir = config.data_dir + "/totem";
-
-  r->apply_thread_ = std::thread([p = r.get()] { p->ApplyLoop(); });
-  totem::Callbacks cb;
+  const auto ring_settings = [&key](totem::NodeConfig& nc, const std::string& state_dir) {
+    nc.ring.max_message_bytes = 2u << 20;
+    nc.ring.max_pending_bytes = 8u << 20;
+    nc.transport.key = key;
+    nc.state_dir = state_dir;
+  };
+  OrderingCallbacks cb;
   cb.on_deliver = [p = r.get()](const totem::Delivery& d) { p->OnDeliver(d); };
   cb.on_configuration = [p = r.get()](const totem::ConfigurationEvent& e) {
     p->OnConfiguration(e);
   };
-  StatusOr<std::unique_ptr<totem::Node>> node = totem::Node::Start(nc, std::move(cb));
+  const auto start = [&]() -> StatusOr<std::unique_ptr<Ordering>> {
+    if (!config.MultiRing()) {
+      totem::NodeConfig nc = config.TotemNodeConfig();
+      ring_settings(nc, config.data_dir + "/totem");
+      return StartSingleRingOrdering(nc, std::move(cb));
+    }
+    totem::MultiRingNodeConfig mc = config.MultiRingConfig();
+    for (totem::MultiRingNodeConfig::LocalRing& lr : mc.local) {
+      ring_settings(lr.node, config.data_dir + "/totem/ring-" + std::to_string(lr.ring));
+    }
+    StatusOr<uint32_t> incarnation = NextIncarnation(config.data_dir + "/totem");
+    if (!incarnation.ok()) return incarnation.status();
+    mc.incarnation = *incarnation;
+    // Lamport timestamps (and so global configuration ids, which the engine
+    // orders primaries by) keep growing even if every member restarts.
+    mc.clock_file = config.data_dir + "/totem/mring-clock";
+    return StartMultiRingOrdering(mc, std::move(cb));
+  };
+  r->apply_thread_ = std::thread([p = r.get()] { p->ApplyLoop(); });
+  StatusOr<std::unique_ptr<Ordering>> node = start();
   if (!node.ok()) {
     r->Stop();
     return node.status();
@@ -146,9 +202,12 @@ void Replicator::Enqueue(::kvstore::repl::Input input) {
 }
 
 void Replicator::OnConfiguration(const totem::ConfigurationEvent& e) {
-  Log("configuration %s ring=%s members=%s joined=%s left=%s", totem::ConfigurationKindName(e.kind),
-      e.id.ToString().c_str(), IdList(e.members).c_str(), IdList(e.joined).c_str(),
-      IdList(e.left).c_str());
+  // members= is followed by more fields: tests match " members=1,2,3 ".
+  LogInfo(Event::kRingConfiguration, {{"kind", totem::ConfigurationKindName(e.kind)},
+                                      {"ring", e.id.ToString()},
+                                      {"members", IdList(e.members)},
+                                      {"joined", IdList(e.joined)},
+                                      {"left", IdList(e.left)}});
   {
     std::lock_guard<std::mutex> l(history_mu_);
     const auto now = std::chrono::system_clock::now().time_since_epoch();
@@ -310,14 +369,13 @@ void Replicator::RunEngine(std::vector<::kvstore::repl::Input>& inputs) {
   if (!s.ok()) {
     // A replica that cannot store the total order must not go on serving
     // as if it had (fail-stop).
-    Log("FATAL: the replication engine failed: %s", s.ToString().c_str());
+    LogError(Event::kReplicationFailed, {{"error", s.ToString()}});
     std::abort();
   }
   for (::kvstore::repl::Effects::Message& m : fx.send) outbox_.push_back(std::move(m));
   applied_seq_ = engine_->meta().green;
   if (engine_->counters().snapshots_installed != installs_before) {
-    Log("replication: this member's state was replaced by a snapshot (global index %llu)",
-        static_cast<unsigned long long>(engine_->meta().green));
+    LogWarn(Event::kSnapshotInstalled, {{"global_index", engine_->meta().green}});
     std::lock_guard<std::mutex> l(observers_mu_);
     for (const ResetObserver& o : reset_observers_) o();
   }
@@ -331,10 +389,17 @@ void Replicator::RunEngine(std::vector<::kvstore::repl::Input>& inputs) {
     status_.counters = engine_->counters();
   }
   if (fx.role_changed) {
-    Log("replication: %s%s%s (global index %llu, primary #%llu)",
-        ::kvstore::repl::RoleName(engine_->role()), engine_->reason().empty() ? "" : ": ",
-        engine_->reason().c_str(), static_cast<unsigned long long>(engine_->meta().green),
-        static_cast<unsigned long long>(engine_->meta().prim_number));
+    const ::kvstore::repl::Role role = engine_->role();
+    const bool primary = role == ::kvstore::repl::Role::kPrimary;
+    const Event event = primary        ? Event::kPrimaryInstalled
+                        : was_primary_ ? Event::kPrimaryLost
+                                       : Event::kReplicationRole;
+    LogEvent(event == Event::kPrimaryLost ? LogLevel::kWarn : LogLevel::kInfo, event,
+             {{"role", ::kvstore::repl::RoleName(role)},
+              {"reason", engine_->reason()},
+              {"global_index", engine_->meta().green},
+              {"primary_number", engine_->meta().prim_number}});
+    was_primary_ = primary;
   }
   for (const ::kvstore::repl::Effects::Ack& a : fx.acks) {
     std::optional<::kvstore::OpResult> result = storage_->TakeResult(a.op_id);
@@ -363,7 +428,7 @@ void Replicator::FlushOutbox() {
         std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(m.bytes.data()), m.bytes.size()),
         m.guarantee);
     if (s.code() == StatusCode::kWouldBlock) return;
-    if (!s.ok()) Log("cannot submit a replication message: %s", s.ToString().c_str());
+    if (!s.ok()) LogWarn(Event::kSubmitFailed, {{"error", s.ToString()}});
     outbox_.pop_front();
   }
 }

@@ -45,6 +45,7 @@
 #include "kvstore/mvcc_store.h"
 #include "kvstore/ops.pb.h"
 #include "kvstore/replication.h"
+#include "ordering.h"
 #include "replicated_storage.h"
 #include "server_config.h"
 #include "totem/node.h"
@@ -54,7 +55,10 @@ namespace totemkv::server {
 class Replicator {
  public:
   // Opens the store under <data-dir>/db and starts the Totem node with its
-  // state under <data-dir>/totem and the given cluster key bytes.
+  // state under <data-dir>/totem and the given cluster key bytes; with
+  // several rings in the config (ServerConfig::MultiRing), a MultiRingNode
+  // instead, ring N's state under <data-dir>/totem/ring-N, ordered by the
+  // global configurations (server/ordering.h).
   static totem::StatusOr<std::unique_ptr<Replicator>> Start(const ServerConfig& config,
                                                             const std::string& key);
   ~Replicator();
@@ -106,6 +110,9 @@ class Replicator {
   // Store-side counters by name (see admin.proto GetCountersResponse.store).
   std::map<std::string, uint64_t> StoreCounters() const;
   totem::Counters TotemCounters() const { return node_->GetCounters(); }
+  // The multiple-ring layer's counters ("mring_*"; empty with one ring).
+  std::map<std::string, uint64_t> MultiRingCounters() const { return node_->LayerCounters(); }
+  Ordering::GlobalView GlobalView() const { return node_->Global(); }
 
   // Returns once every op ordered before some point after this call began
   // is applied locally (see above).
@@ -195,7 +202,8 @@ class Replicator {
   std::shared_ptr<::kvstore::MvccStore> store_;
   std::unique_ptr<ReplicatedStorage> storage_;
   std::unique_ptr<::kvstore::repl::Engine> engine_;  // apply thread only
-  std::unique_ptr<totem::Node> node_;
+  // The Totem node, or the multiple-ring node (server/ordering.h).
+  std::unique_ptr<Ordering> node_;
 
   mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -226,6 +234,9 @@ class Replicator {
 
   mutable std::mutex status_mu_;  // a copy of the engine's state after each step
   ReplicationStatus status_;
+  // The engine's role after the last step was kPrimary (engine thread
+  // only): tells primary_lost from other role changes in the log.
+  bool was_primary_ = false;
 
   std::atomic<uint64_t> ops_proposed_{0};
   std::atomic<uint64_t> proposals_failed_{0};

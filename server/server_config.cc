@@ -59,8 +59,10 @@ const std::vector<FlagSpec>& Flags() {
        "serve Prometheus metrics at http://HOST:PORT/metrics (default:\n"
        "none)"},
       {"initial-cluster", "LIST",
-       "NAME=ID@HOST:PORT,... : every member's name, Totem node id and\n"
-       "Totem UDP address (default: NAME=1@127.0.0.1:2380, a single node)"},
+       "NAME=ID@HOST:PORT[/RING],... : every member's name, Totem node id\n"
+       "and Totem UDP address on ring RING (default 1); a member listed\n"
+       "on two rings is a gateway joining them (default:\n"
+       "NAME=1@127.0.0.1:2380, a single node)"},
       {"initial-cluster-client-urls", "LIST",
        "NAME=URL[;URL...],... : client URLs MemberList reports"},
       {"node-id", "ID", "this member's Totem node id (default: from --name)"},
@@ -97,6 +99,11 @@ const std::vector<FlagSpec>& Flags() {
       {"totem-window-size", "N", "frames sent by all members per token rotation (default: 256)"},
       {"totem-max-messages", "N", "frames sent by one member per token visit (default: 64)"},
       {"totem-packing", "BOOL", "pack several small messages per frame (default: true)"},
+      {"totem-encryption", "BOOL",
+       "encrypt ring traffic with AES-256-GCM (key derived from the\n"
+       "cluster key); every member must agree (default: false)"},
+      {"log-format", "FORMAT", "text (key=value) or json, one event per line (default: text)"},
+      {"log-level", "LEVEL", "debug, info, warn or error (default: info)"},
   };
   return kFlags;
 }
@@ -271,12 +278,55 @@ const ClusterMember* ServerConfig::Self() const {
   return nullptr;
 }
 
+const RingAddress* ClusterMember::OnRing(uint32_t ring) const {
+  for (const RingAddress& a : rings) {
+    if (a.ring == ring) return &a;
+  }
+  return nullptr;
+}
+
+std::vector<uint32_t> ServerConfig::Rings() const {
+  std::set<uint32_t> rings;
+  for (const ClusterMember& m : cluster) {
+    for (const RingAddress& a : m.rings) rings.insert(a.ring);
+  }
+  return {rings.begin(), rings.end()};
+}
+
 totem::NodeConfig ServerConfig::TotemNodeConfig() const {
+  const ClusterMember* self = Self();
+  return TotemNodeConfig(self != nullptr && !self->rings.empty() ? self->rings.front().ring : 1);
+}
+
+totem::MultiRingNodeConfig ServerConfig::MultiRingConfig() const {
+  totem::MultiRingNodeConfig mc;
+  for (const ClusterMember& m : cluster) {
+    if (m.id == node_id) {
+      for (const RingAddress& a : m.rings) mc.local.push_back({a.ring, TotemNodeConfig(a.ring)});
+    }
+    for (size_t i = 0; i < m.rings.size(); ++i) {
+      for (size_t j = i + 1; j < m.rings.size(); ++j) {
+        mc.links.push_back({m.id, m.rings[i].ring, m.rings[j].ring});
+      }
+    }
+  }
+  mc.rings = Rings();
+  return mc;
+}
+
+totem::NodeConfig ServerConfig::TotemNodeConfig(uint32_t ring) const {
   totem::NodeConfig nc;
   nc.ring.node_id = node_id;
   for (const ClusterMember& m : cluster) {
-    nc.ring.members.push_back(m.id);
-    nc.transport.peers.push_back({m.id, m.host, m.port});
+    const RingAddress* a = m.OnRing(ring);
+    // Members built by hand (tests) may carry only host and port.
+    if (m.rings.empty() && ring == 1) {
+      nc.ring.members.push_back(m.id);
+      nc.transport.peers.push_back({m.id, m.host, m.port});
+    } else if (a != nullptr) {
+      nc.ring.members.push_back(m.id);
+      nc.transport.peers.push_back({m.id, a->host, a->port});
+    }
   }
   nc.ring.token_timeout_us = totem.token_timeout_ms * 1000;
   nc.ring.join_timeout_us = totem.join_timeout_ms * 1000;
@@ -294,42 +344,104 @@ totem::NodeConfig ServerConfig::TotemNodeConfig() const {
   nc.transport.mcast_group = totem.mcast_addr;
   nc.transport.mcast_port = totem.mcast_port;
   nc.transport.mcast_interface = totem.mcast_interface;
+  nc.transport.encrypt = totem.encryption;
   return nc;
 }
 
 StatusOr<std::vector<ClusterMember>> ParseInitialCluster(const std::string& text) {
-  std::vector<ClusterMember> members;
-  std::set<std::string> names;
-  std::set<totem::NodeId> ids;
+  std::vector<ClusterMember> members;  // one per member id
+  std::map<std::string, totem::NodeId> id_of_name;
+  std::set<std::pair<std::string, uint16_t>> addresses;
   for (const std::string& entry : Split(text, ',')) {
     const auto bad = [&entry](const std::string& why) {
       return InvalidArgument("--initial-cluster: entry '" + entry + "': " + why +
-                             " (want NAME=ID@HOST:PORT)");
+                             " (want NAME=ID@HOST:PORT[/RING])");
     };
     const size_t eq = entry.find('=');
     const size_t at = entry.find('@');
-    const size_t colon = entry.rfind(':');
+    // HOST is a numeric IPv4 address, so a '/' can only start the ring.
+    const size_t slash = entry.find('/', at == std::string::npos ? 0 : at);
+    const std::string_view address =
+        std::string_view(entry).substr(0, slash == std::string::npos ? entry.size() : slash);
+    const size_t colon = address.rfind(':');
     if (eq == std::string::npos || at == std::string::npos || colon == std::string::npos ||
         !(eq < at && at < colon)) {
       return bad("malformed");
     }
     ClusterMember m;
+    RingAddress ra;
     m.name = entry.substr(0, eq);
-    m.host = entry.substr(at + 1, colon - at - 1);
+    ra.host = entry.substr(at + 1, colon - at - 1);
     if (m.name.empty()) return bad("empty name");
     if (!ParseUnsigned<totem::NodeId>(std::string_view(entry).substr(eq + 1, at - eq - 1),
                                       UINT32_MAX, &m.id) ||
         m.id == totem::kNoNode) {
       return bad("node id must be an integer in [1, 4294967295]");
     }
-    if (!IsIpv4(m.host)) return bad("host must be a numeric IPv4 address");
-    if (!ParseUnsigned<uint16_t>(std::string_view(entry).substr(colon + 1), 65535, &m.port) ||
-        m.port == 0) {
+    if (!IsIpv4(ra.host)) return bad("host must be a numeric IPv4 address");
+    if (!ParseUnsigned<uint16_t>(address.substr(colon + 1), 65535, &ra.port) || ra.port == 0) {
       return bad("port must be in [1, 65535]");
     }
-    if (!names.insert(m.name).second) return bad("duplicate name");
-    if (!ids.insert(m.id).second) return bad("duplicate node id");
-    members.push_back(std::move(m));
+    if (slash != std::string::npos &&
+        (!ParseUnsigned<uint32_t>(std::string_view(entry).substr(slash + 1), UINT32_MAX,
+                                  &ra.ring) ||
+         ra.ring == 0)) {
+      return bad("ring must be an integer in [1, 4294967295]");
+    }
+    auto same_id = std::find_if(members.begin(), members.end(),
+                                [&m](const ClusterMember& o) { return o.id == m.id; });
+    if (auto it = id_of_name.find(m.name); it != id_of_name.end() && it->second != m.id) {
+      return bad("duplicate name: '" + m.name + "' is already node id " +
+                 std::to_string(it->second));
+    }
+    if (same_id != members.end() && same_id->name != m.name) {
+      return bad("duplicate node id: " + std::to_string(m.id) + " is already named '" +
+                 same_id->name + "' (a gateway lists the same name and id on each of its rings)");
+    }
+    if (same_id != members.end() && same_id->OnRing(ra.ring) != nullptr) {
+      return bad("member '" + m.name + "' is listed twice on ring " + std::to_string(ra.ring));
+    }
+    if (!addresses.insert({ra.host, ra.port}).second) {
+      return bad("address " + ra.host + ":" + std::to_string(ra.port) + " is used twice");
+    }
+    id_of_name[m.name] = m.id;
+    if (same_id != members.end()) {
+      same_id->rings.push_back(std::move(ra));
+    } else {
+      m.rings.push_back(std::move(ra));
+      members.push_back(std::move(m));
+    }
+  }
+  std::set<uint32_t> rings;
+  for (ClusterMember& m : members) {
+    std::sort(m.rings.begin(), m.rings.end(),
+              [](const RingAddress& a, const RingAddress& b) { return a.ring < b.ring; });
+    m.host = m.rings.front().host;
+    m.port = m.rings.front().port;
+    for (const RingAddress& ra : m.rings) rings.insert(ra.ring);
+  }
+  // The ring graph (gateways join every pair of their rings) must be
+  // connected, or some rings could never order each other's writes.
+  if (rings.size() > 1) {
+    std::set<uint32_t> reached = {*rings.begin()};
+    for (bool grew = true; grew;) {
+      grew = false;
+      for (const ClusterMember& m : members) {
+        const bool touches = std::any_of(m.rings.begin(), m.rings.end(), [&](const RingAddress& a) {
+          return reached.count(a.ring) != 0;
+        });
+        if (!touches) continue;
+        for (const RingAddress& a : m.rings) grew |= reached.insert(a.ring).second;
+      }
+    }
+    for (uint32_t r : rings) {
+      if (reached.count(r) == 0) {
+        return InvalidArgument("--initial-cluster: ring " + std::to_string(r) +
+                               " is not joined to ring " + std::to_string(*rings.begin()) +
+                               " by any chain of gateways (a gateway is a member listed on two "
+                               "rings with the same name and id)");
+      }
+    }
   }
   std::sort(members.begin(), members.end(),
             [](const ClusterMember& a, const ClusterMember& b) { return a.id < b.id; });
@@ -619,6 +731,15 @@ StatusOr<ServerConfig> ParseConfig(const ConfigSources& sources) {
   if (get("totem-packing", &value) && !ParseBool(value, &t.packing)) {
     return bad("totem-packing", "want true or false");
   }
+  if (get("totem-encryption", &value) && !ParseBool(value, &t.encryption)) {
+    return bad("totem-encryption", "want true or false");
+  }
+  if (get("log-format", &value) && !ParseLogFormat(value, &c.log_format)) {
+    return bad("log-format", "want text or json, got '" + value + "'");
+  }
+  if (get("log-level", &value) && !ParseLogLevel(value, &c.log_level)) {
+    return bad("log-level", "want debug, info, warn or error, got '" + value + "'");
+  }
 
   if (c.name.empty()) return bad("name", "must not be empty");
   if (c.data_dir.empty()) c.data_dir = c.name + ".totemkv";
@@ -734,10 +855,32 @@ StatusOr<ServerConfig> ParseConfig(const ConfigSources& sources) {
   }
   // The Totem library's own validation, on exactly what the node will get.
   // The key is read later (main); a placeholder stands in for it here.
-  totem::NodeConfig nc = c.TotemNodeConfig();
-  nc.transport.key = std::string(32, 'k');
-  for (const Status& s : {nc.ring.Validate(), nc.transport.Validate(c.node_id)}) {
-    if (!s.ok()) return InvalidArgument("--totem-* settings: " + s.message());
+  if (!c.MultiRing()) {
+    totem::NodeConfig nc = c.TotemNodeConfig();
+    nc.transport.key = std::string(32, 'k');
+    for (const Status& s : {nc.ring.Validate(), nc.transport.Validate(c.node_id)}) {
+      if (!s.ok()) return InvalidArgument("--totem-* settings: " + s.message());
+    }
+    return c;
+  }
+  if (t.transport == totem::TransportMode::kMulticast) {
+    return InvalidArgument(
+        "--totem-transport=multicast: not supported with several rings in --initial-cluster "
+        "(each ring would need its own group); use unicast");
+  }
+  totem::MultiRingNodeConfig mc = c.MultiRingConfig();
+  mc.incarnation = 1;
+  for (totem::MultiRingNodeConfig::LocalRing& lr : mc.local) {
+    lr.node.transport.key = std::string(32, 'k');
+    for (const Status& s : {lr.node.ring.Validate(), lr.node.transport.Validate(c.node_id)}) {
+      if (!s.ok()) {
+        return InvalidArgument("--totem-* settings (ring " + std::to_string(lr.ring) +
+                               "): " + s.message());
+      }
+    }
+  }
+  if (Status s = mc.Validate(); !s.ok()) {
+    return InvalidArgument("--initial-cluster: rings and gateways: " + s.message());
   }
   return c;
 }

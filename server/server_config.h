@@ -20,10 +20,18 @@
 // with the line number. Lists of URLs are comma-separated strings, as flags.
 //
 // --initial-cluster format: a comma-separated list of
-//   NAME=ID@HOST:PORT
-// one entry per cluster member: NAME is the etcd-style member name, ID the
-// Totem node id (1..2^32-1, unique), HOST:PORT the member's Totem UDP
-// address (numeric IPv4). Example: n1=1@127.0.0.1:7001,n2=2@127.0.0.1:7002.
+//   NAME=ID@HOST:PORT[/RING]
+// one entry per cluster member and ring: NAME is the etcd-style member
+// name, ID the Totem node id (1..2^32-1, one name per id), HOST:PORT the
+// member's Totem UDP address on that ring (numeric IPv4), RING the ring
+// number (1..2^32-1, default 1). Example: n1=1@127.0.0.1:7001,n2=2@127.0.0.1:7002.
+// Two rings joined by a gateway (Totem multiple-ring protocol): a member
+// listed on two or more rings (same name and id, one address per ring) is a
+// gateway; the rings and gateways must form a connected graph, e.g.
+//   n1=1@10.0.1.1:2380/1,gw=9@10.0.1.9:2380/1,gw=9@10.0.2.9:2380/2,n3=3@10.0.2.3:2380/2
+// With one ring totemkvd runs one Totem ring exactly as without ring
+// numbers; with several every member runs the multiple-ring layer over its
+// rings and the store orders its writes by the global total order.
 // --initial-cluster-client-urls: NAME=URL[;URL...] entries, comma
 // separated, giving the client URLs Cluster.MemberList reports for each
 // member; a member without an entry reports none, except this node, which
@@ -36,18 +44,33 @@
 #include <string>
 #include <vector>
 
+#include "log.h"
 #include "totem/config.h"
+#include "totem/multi_ring_node.h"
 #include "totem/status.h"
 #include "totem/types.h"
 
 namespace totemkv::server {
 
+// A member's Totem UDP address on one ring.
+struct RingAddress {
+  uint32_t ring = 1;
+  std::string host;
+  uint16_t port = 0;
+};
+
 struct ClusterMember {
   std::string name;
   totem::NodeId id = totem::kNoNode;
+  // The address on the member's lowest-numbered ring (= rings.front()).
   std::string host;
   uint16_t port = 0;
   std::vector<std::string> client_urls;  // for MemberList
+  // Every ring the member is on, ascending by ring; two or more: a gateway.
+  // (Empty only in members built by hand: then host:port on ring 1.)
+  std::vector<RingAddress> rings = {};
+
+  const RingAddress* OnRing(uint32_t ring) const;
 };
 
 // Totem protocol and transport settings (the --totem-* flags), mapped onto
@@ -66,6 +89,9 @@ struct TotemOptions {
   uint32_t window_size = 0;
   uint32_t max_messages = 0;  // per token visit (max_messages_per_visit)
   bool packing = true;
+  // Encrypt ring traffic (AES-256-GCM, totem::TransportConfig::encrypt);
+  // every member must agree.
+  bool encryption = false;
 };
 
 struct ServerConfig {
@@ -99,12 +125,26 @@ struct ServerConfig {
   uint64_t watch_progress_notify_interval_ms = 10 * 60 * 1000;
   std::string config_file;  // the file read, if any
   TotemOptions totem;
+  // Structured logs on stderr (log.h).
+  LogFormat log_format = LogFormat::kText;
+  LogLevel log_level = LogLevel::kInfo;
 
   const ClusterMember* Self() const;
-  // The Totem node config for this member: ring members and peers from
-  // `cluster`, protocol and transport settings from `totem`. The caller
-  // adds the key, the state dir and message size limits.
+  // Every ring number of `cluster`, ascending (one: [1] or the one given).
+  std::vector<uint32_t> Rings() const;
+  // More than one ring: totemkvd runs the multiple-ring layer.
+  bool MultiRing() const { return Rings().size() > 1; }
+  // The Totem node config for this member on `ring` (default: its lowest
+  // ring): that ring's members and their addresses on it from `cluster`,
+  // protocol and transport settings from `totem`. The caller adds the key,
+  // the state dir and message size limits.
   totem::NodeConfig TotemNodeConfig() const;
+  totem::NodeConfig TotemNodeConfig(uint32_t ring) const;
+  // Multi-ring mode: one TotemNodeConfig per ring this member is on (the
+  // lowest first), every ring and every gateway edge (each pair of a
+  // gateway's rings). The caller adds keys, state dirs, message size
+  // limits and the incarnation.
+  totem::MultiRingNodeConfig MultiRingConfig() const;
 };
 
 // One `key: value` entry of a config file.
@@ -145,7 +185,10 @@ totem::StatusOr<std::string> ReadConfigFileFromDisk(const std::string& path);
 bool HoldsMajority(const std::vector<totem::NodeId>& members,
                    const std::vector<ClusterMember>& cluster);
 
-// Parses `NAME=ID@HOST:PORT,...`.
+// Parses `NAME=ID@HOST:PORT[/RING],...` (see the top of this file). Errors
+// (INVALID_ARGUMENT, naming the entry): malformed entry, bad id, host,
+// port or ring, a name or id reused for another member, a member twice on
+// one ring, an address used twice, rings that no chain of gateways joins.
 totem::StatusOr<std::vector<ClusterMember>> ParseInitialCluster(const std::string& text);
 
 // "http://127.0.0.1:2379" or "https://127.0.0.1:2379" -> "127.0.0.1:2379", and

@@ -94,6 +94,10 @@ std::string JsonRing(const pb::GetRingResponse& r) {
   w.Key("in_transition").Bool(r.in_transition());
   w.Key("primary").Bool(r.primary());
   w.Key("token_rotation_us").Uint(r.token_rotation_us());
+  if (r.local_rings_size() > 0) {  // several rings
+    WriteIds(w, "local_rings", r.local_rings());
+    WriteIds(w, "reachable_rings", r.reachable_rings());
+  }
   w.EndObject();
   return w.str();
 }
@@ -108,6 +112,10 @@ std::string SimpleRing(const pb::GetRingResponse& r) {
   s += std::string("in_transition: ") + (r.in_transition() ? "true" : "false") + "\n";
   s += std::string("primary: ") + (r.primary() ? "true" : "false") + "\n";
   s += "token_rotation_us: " + std::to_string(r.token_rotation_us()) + "\n";
+  if (r.local_rings_size() > 0) {  // several rings
+    s += "local_rings: " + IdList(r.local_rings()) + "\n";
+    s += "reachable_rings: " + IdList(r.reachable_rings()) + "\n";
+  }
   return s;
 }
 

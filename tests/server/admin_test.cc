@@ -264,10 +264,10 @@ TEST_F(AdminTest, ConfigFileAndEnvironment_ClusterServes) {
   ::unsetenv("TOTEMKVD_TOTEM_MERGE_TIMEOUT_MS");
   for (size_t i = 0; i < 3; ++i) {
     EXPECT_NE(ReadFile(cluster_.Log(i))
-                  .find("totem transport=unicast token_timeout_ms=400 join_timeout_ms=10 "
-                        "consensus_timeout_ms=500 merge_timeout_ms=150 window_size=128 "
-                        "max_messages=32 packing=true config_file=" +
-                        config),
+                  .find(" config_file=" + config +
+                        " totem_transport=unicast totem_encryption=false token_timeout_ms=400 "
+                        "join_timeout_ms=10 consensus_timeout_ms=500 merge_timeout_ms=150 "
+                        "window_size=128 max_messages=32 packing=true"),
               std::string::npos)
         << "node " << i + 1;
   }
@@ -288,7 +288,7 @@ TEST_F(AdminTest, MulticastTransport_ClusterServes) {
       "239.255." + std::to_string((salt >> 8) % 256) + "." + std::to_string(salt % 254 + 1);
   StartCluster({"--totem-transport=multicast", "--totem-mcast-addr", group, "--totem-mcast-port",
                 std::to_string(port[0]), "--totem-mcast-interface", "127.0.0.1"});
-  EXPECT_NE(ReadFile(cluster_.Log(0)).find("totem transport=multicast"), std::string::npos);
+  EXPECT_NE(ReadFile(cluster_.Log(0)).find(" totem_transport=multicast "), std::string::npos);
   auto kv = cluster_.Kv(1);
   etcdserverpb::PutResponse resp;
   grpc::Status s = Put(*kv, "over", "multicast", &resp);

@@ -74,12 +74,41 @@ class Cluster {
     return totem::WriteKeyFile(key_).ok();
   }
 
+  // Before Start: node i is on the rings rings[i] (Totem multiple rings:
+  // one UDP port and --initial-cluster entry ".../RING" per ring; a node on
+  // two rings is a gateway). Not called: every node on one ring, no suffix.
+  bool SetRings(std::vector<std::vector<uint32_t>> rings) {
+    if (rings.size() != n_) return false;
+    ring_ports_.assign(n_, {});
+    std::vector<uint16_t> used = udp_;
+    for (size_t i = 0; i < n_; ++i) {
+      if (rings[i].empty()) return false;
+      ring_ports_[i].push_back(udp_[i]);
+      while (ring_ports_[i].size() < rings[i].size()) {
+        const uint16_t p = totem::testing::FreeUdpPort();
+        if (p == 0) return false;
+        if (std::find(used.begin(), used.end(), p) != used.end()) continue;
+        used.push_back(p);
+        ring_ports_[i].push_back(p);
+      }
+    }
+    rings_ = std::move(rings);
+    return true;
+  }
+
   void Start(size_t i) {
     std::string cluster, client_urls;
     for (size_t j = 0; j < n_; ++j) {
       const std::string name = "n" + std::to_string(j + 1);
-      cluster += (j ? "," : "") + name + "=" + std::to_string(j + 1) +
-                 "@127.0.0.1:" + std::to_string(udp_[j]);
+      if (rings_.empty()) {
+        cluster += (j ? "," : "") + name + "=" + std::to_string(j + 1) +
+                   "@127.0.0.1:" + std::to_string(udp_[j]);
+      }
+      for (size_t k = 0; !rings_.empty() && k < rings_[j].size(); ++k) {
+        cluster += (cluster.empty() ? "" : ",") + name + "=" + std::to_string(j + 1) +
+                   "@127.0.0.1:" + std::to_string(ring_ports_[j][k]) + "/" +
+                   std::to_string(rings_[j][k]);
+      }
       client_urls += (j ? "," : "") + name + "=" + Url(j);
     }
     const std::string name = "n" + std::to_string(i + 1);
@@ -115,8 +144,8 @@ class Cluster {
             if (children_[i] == nullptr) continue;
             const std::string log = ReadFile(Log(i));
             // The gRPC port opens after the node joins the ring.
-            if (log.find("serving clients on") == std::string::npos) return false;
-            const size_t pos = log.rfind("configuration regular");
+            if (log.find("event=listening kind=client") == std::string::npos) return false;
+            const size_t pos = log.rfind("event=ring_configuration kind=regular");
             if (pos == std::string::npos) return false;
             const size_t eol = log.find('\n', pos);
             if (log.substr(pos, eol - pos).find(" members=" + members + " ") == std::string::npos) {
@@ -157,6 +186,8 @@ class Cluster {
   std::vector<std::unique_ptr<Child>> children_;
   std::vector<std::string> extra_args_;
   std::string scheme_ = "http";
+  std::vector<std::vector<uint32_t>> rings_;       // SetRings; empty: one ring
+  std::vector<std::vector<uint16_t>> ring_ports_;  // per node, per entry of rings_[i]
 };
 
 // Runs etcdctl (API v3) against `endpoint` with `args`, optionally feeding

@@ -156,13 +156,14 @@ TEST_F(LeaseTest, KeepAliveFromAnotherNodeOutlivesTtl_ThenExpiresEverywhere) {
   // Staggered: node 1 (rank 0) proposed the expiry; not every node did.
   // (It logs once its proposal is applied, a moment after the delete.)
   EXPECT_TRUE(WaitFor(
-      [&] { return ReadFile(cluster_.Log(0)).find("rank=0: expired") != std::string::npos; },
+      [&] { return ReadFile(cluster_.Log(0)).find("rank=0 outcome=expired") != std::string::npos; },
       seconds(5)));
   size_t proposals = 0;
   for (size_t i = 0; i < 3; ++i) {
     const std::string log = ReadFile(cluster_.Log(i));
-    for (size_t p = log.find("lease expire id="); p != std::string::npos;
-         p = log.find("lease expire id=", p + 1)) {
+    // lease_expired and lease_expire_failed: every proposal this node made.
+    for (size_t p = log.find("event=lease_expire"); p != std::string::npos;
+         p = log.find("event=lease_expire", p + 1)) {
       ++proposals;
     }
   }
@@ -267,7 +268,8 @@ TEST_F(LeaseTest, KillLowestNode_LeaseStillExpires) {
   EXPECT_TRUE(WaitFor(
       [&] {
         const std::string logs = ReadFile(cluster_.Log(1)) + ReadFile(cluster_.Log(2));
-        return logs.find(": expired") != std::string::npos;
+        return logs.find(" event=lease_expired ") != std::string::npos &&
+               logs.find(" outcome=expired") != std::string::npos;
       },
       seconds(5)));
 }

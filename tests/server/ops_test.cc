@@ -10,6 +10,7 @@
 //    scrape parses, every family has HELP and TYPE, and the values match
 //    the cluster (ring members, revision, gRPC calls, apply latency).
 //  - `tkv status`: a row per endpoint, a dead one included.
+//  - Ring encryption (--totem-encryption) and structured logs (text, json).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -427,8 +428,8 @@ TEST_F(OpsTest, RingKey_NodeWithOtherKey_CannotJoinOrInject_FramesCountedAsRejec
   // n1 and n2 form a ring of two; n3 serves alone, outside it.
   const auto last_regular = [&](size_t i) {
     const std::string log = ReadFile(cluster_.Log(i));
-    const size_t pos = log.rfind("configuration regular");
-    if (log.find("serving clients on") == std::string::npos || pos == std::string::npos) {
+    const size_t pos = log.rfind("event=ring_configuration kind=regular");
+    if (log.find("event=listening kind=client") == std::string::npos || pos == std::string::npos) {
       return std::string();
     }
     return log.substr(pos, log.find('\n', pos) - pos);
@@ -487,6 +488,76 @@ TEST_F(OpsTest, RingKey_NodeWithOtherKey_CannotJoinOrInject_FramesCountedAsRejec
   EXPECT_EQ(intruder[3], "false") << r.second;
   EXPECT_EQ(intruder[4], "3") << r.second;
   EXPECT_NE(r.second.find("quorum"), std::string::npos) << r.second;
+}
+
+// Ring encryption on real totemkvd (--totem-encryption): the ring forms
+// and serves, a restarted member catches up over the encrypted ring; the
+// logs are structured, one event per line, in text and (--log-format json)
+// in JSON that python3's parser accepts line by line.
+TEST_F(OpsTest, TotemEncryption_RingServesAndCatchesUp_LogsStructuredTextAndJson) {
+  const std::vector<std::string> encrypt = {"--totem-encryption", "true"};
+  StartCluster(encrypt);
+  etcdserverpb::PutResponse resp;
+  ASSERT_TRUE(Put(*cluster_.Kv(0), "enc/k", "v1", &resp).ok());
+  const auto has = [&](size_t i, const std::string& value) {
+    std::map<std::string, std::pair<std::string, int64_t>> got;
+    return RangePrefix(*cluster_.Kv(i), "enc/", false, &got).ok() && got.size() == 1 &&
+           got.begin()->second.first == value;
+  };
+  EXPECT_TRUE(WaitFor([&] { return has(2, "v1"); }, seconds(10)));
+
+  // Text: every line is "ts=... level=... event=..." and the start and the
+  // ring's configuration are there.
+  const std::string log1 = ReadFile(cluster_.Log(0));
+  EXPECT_NE(log1.find(" event=server_started name=n1 node_id=1 "), std::string::npos) << log1;
+  EXPECT_NE(log1.find(" totem_encryption=true "), std::string::npos) << log1;
+  EXPECT_NE(log1.find(" event=ring_configuration kind=regular ring="), std::string::npos) << log1;
+  EXPECT_NE(log1.find(" event=primary_installed role=primary "), std::string::npos) << log1;
+  const std::regex text_line(
+      R"(ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(debug|info|warn|error) )"
+      R"(event=[a-z]+(_[a-z]+)*( [a-z_]+=("([^"\\]|\\.)*"|[^ "=]+))*)");
+  std::istringstream lines(log1);
+  size_t events = 0;
+  for (std::string line; std::getline(lines, line); ++events) {
+    EXPECT_TRUE(std::regex_match(line, text_line)) << line;
+  }
+  EXPECT_GE(events, 4u);
+
+  // JSON: n3 restarts with --log-format json and catches up.
+  cluster_.Kill(2);
+  ASSERT_TRUE(Put(*cluster_.Kv(0), "enc/k", "v2", &resp).ok());
+  std::vector<std::string> json = encrypt;
+  json.insert(json.end(), {"--log-format", "json"});
+  cluster_.Start(2, json);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const std::string log = ReadFile(cluster_.Log(2));
+        return log.find(R"("event":"listening","kind":"client")") != std::string::npos &&
+               log.find(R"("event":"primary_installed")") != std::string::npos;
+      },
+      seconds(30)))
+      << ReadFile(cluster_.Log(2));
+  EXPECT_TRUE(WaitFor([&] { return has(2, "v2"); }, seconds(10)));
+  const std::string log3 = ReadFile(cluster_.Log(2));
+  EXPECT_NE(log3.find(R"("event":"server_started","name":"n3","node_id":3,)"), std::string::npos)
+      << log3;
+  EXPECT_NE(log3.find(R"("event":"ring_configuration","kind":"regular")"), std::string::npos)
+      << log3;
+  EXPECT_EQ(log3.find("ts="), std::string::npos) << log3;  // no text line slipped in
+  auto r =
+      RunTool(cluster_.dir(),
+              {"python3", "-c",
+               "import json, sys\n"
+               "n = 0\n"
+               "for line in open(sys.argv[1]):\n"
+               "    o = json.loads(line)\n"
+               "    assert isinstance(o, dict) and list(o)[:3] == ['ts', 'level', 'event'], o\n"
+               "    n += 1\n"
+               "assert n >= 4, n\n"
+               "print('ok', n)\n",
+               cluster_.Log(2)});
+  EXPECT_EQ(r.first, 0) << r.second;
+  EXPECT_EQ(r.second.rfind("ok ", 0), 0u) << r.second;
 }
 
 }  // namespace

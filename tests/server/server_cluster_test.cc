@@ -305,7 +305,7 @@ TEST_F(ServerClusterTest, RestartedAndWipedNodesCatchUpAndMinorityRefuses) {
   ASSERT_TRUE(RangePrefix(*cluster_.Kv(2), "missed/", true, &got).ok());
   EXPECT_EQ(got.size(), 20u);
   EXPECT_EQ(StoreCounter(cluster_, 2, "snapshots_installed"), 1);
-  EXPECT_NE(totem::testing::ReadFile(cluster_.Log(2)).find("replication: primary"),
+  EXPECT_NE(totem::testing::ReadFile(cluster_.Log(2)).find("event=primary_installed"),
             std::string::npos);
   // Wipe node 3's data directory: it rejoins empty and is rebuilt.
   cluster_.Kill(2);

@@ -258,9 +258,10 @@ TEST(ConfigFileTest, ParseConfig_ErrorsNameTheSource) {
             std::string::npos);
   EXPECT_EQ(ErrorOf(ParseWith({"--config-file", "missing.yaml"}, {}, "")),
             "--config-file: cannot open 'missing.yaml'");
-  EXPECT_NE(ErrorOf(ParseWith({"--config-file", "cfg.yaml"}, {}, "initial-cluster: a=1@host:1\n"))
-                .find("IPv4 address (want NAME=ID@HOST:PORT) (from config file cfg.yaml line 1)"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf(ParseWith({"--config-file", "cfg.yaml"}, {}, "initial-cluster: a=1@host:1\n"))
+          .find("IPv4 address (want NAME=ID@HOST:PORT[/RING]) (from config file cfg.yaml line 1)"),
+      std::string::npos);
   EXPECT_EQ(ErrorOf(ParseFlags({"--config-file", "/nonexistent/totemkvd.yaml"})),
             "--config-file: cannot open '/nonexistent/totemkvd.yaml'");
 }
@@ -376,6 +377,111 @@ TEST(ServerConfigTest, Usage_ListsEveryFlagAndTheEnvironment) {
                            "TOTEMKVD_"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
+}
+
+// Two rings joined by gateway 9 (the layout of the multi-ring test and
+// deploy/docker-compose.multiring.yml).
+constexpr char kTwoRings[] =
+    "n1=1@127.0.0.1:7001/1,n2=2@127.0.0.1:7002/1,gw=9@127.0.0.1:7009/1,"
+    "gw=9@127.0.0.1:7109/2,n3=3@127.0.0.1:7003/2,n4=4@127.0.0.1:7004/2";
+
+TEST(InitialClusterTest, ParseInitialCluster_NoRingIsRingOne) {
+  totem::StatusOr<std::vector<ClusterMember>> c =
+      ParseInitialCluster("b=2@127.0.0.1:7002,a=1@127.0.0.1:7001/1");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->size(), 2u);
+  EXPECT_EQ((*c)[0].name, "a");
+  ASSERT_EQ((*c)[1].rings.size(), 1u);
+  EXPECT_EQ((*c)[1].rings[0].ring, 1u);
+  EXPECT_EQ((*c)[1].rings[0].port, 7002);
+}
+
+TEST(InitialClusterTest, ParseFlags_TwoRingsAndAGateway) {
+  totem::StatusOr<ServerConfig> c =
+      ParseFlags({"--name", "gw", "--initial-cluster", kTwoRings, "--key-file", "k"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ASSERT_EQ(c->cluster.size(), 5u);  // one entry per member, gateway included
+  EXPECT_EQ(c->node_id, 9u);
+  EXPECT_TRUE(c->MultiRing());
+  EXPECT_EQ(c->Rings(), (std::vector<uint32_t>{1, 2}));
+  const ClusterMember& gw = c->cluster[4];
+  ASSERT_EQ(gw.rings.size(), 2u);
+  EXPECT_EQ(gw.port, 7009);  // lowest ring's address
+  EXPECT_EQ(gw.rings[1].port, 7109);
+
+  const totem::MultiRingNodeConfig mc = c->MultiRingConfig();
+  ASSERT_EQ(mc.local.size(), 2u);
+  EXPECT_EQ(mc.local[0].ring, 1u);
+  EXPECT_EQ(mc.local[0].node.ring.members, (std::vector<totem::NodeId>{1, 2, 9}));
+  EXPECT_EQ(mc.local[1].node.ring.members, (std::vector<totem::NodeId>{3, 4, 9}));
+  ASSERT_EQ(mc.local[1].node.transport.peers.size(), 3u);
+  EXPECT_EQ(mc.local[1].node.transport.peers[2].port, 7109);
+  ASSERT_EQ(mc.links.size(), 1u);
+  EXPECT_EQ(mc.links[0].gateway, 9u);
+  EXPECT_EQ(mc.links[0].ring_a, 1u);
+  EXPECT_EQ(mc.links[0].ring_b, 2u);
+  EXPECT_EQ(mc.rings, (std::vector<uint32_t>{1, 2}));
+
+  // An ordinary member of ring 2 runs one local ring of the same network.
+  totem::StatusOr<ServerConfig> n3 =
+      ParseFlags({"--name", "n3", "--initial-cluster", kTwoRings, "--key-file", "k"});
+  ASSERT_TRUE(n3.ok()) << n3.status().ToString();
+  const totem::MultiRingNodeConfig mc3 = n3->MultiRingConfig();
+  ASSERT_EQ(mc3.local.size(), 1u);
+  EXPECT_EQ(mc3.local[0].ring, 2u);
+  EXPECT_EQ(mc3.links.size(), 1u);
+  EXPECT_EQ(n3->TotemNodeConfig().ring.members, (std::vector<totem::NodeId>{3, 4, 9}));
+}
+
+TEST(InitialClusterTest, ParseFlags_OneRingStaysSingleRing) {
+  totem::StatusOr<ServerConfig> c =
+      ParseFlags({"--name", "a", "--initial-cluster", "a=1@127.0.0.1:7001/5,b=2@127.0.0.1:7002/5",
+                  "--key-file", "k"});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_FALSE(c->MultiRing());
+  EXPECT_EQ(c->TotemNodeConfig().ring.members, (std::vector<totem::NodeId>{1, 2}));
+}
+
+TEST(InitialClusterTest, ParseInitialCluster_ErrorsNameTheProblem) {
+  const auto err = [](const std::string& text) {
+    totem::StatusOr<std::vector<ClusterMember>> c = ParseInitialCluster(text);
+    return c.ok() ? std::string("OK") : c.status().message();
+  };
+  EXPECT_EQ(err("a=1@127.0.0.1:1/0"),
+            "--initial-cluster: entry 'a=1@127.0.0.1:1/0': ring must be an integer in [1, "
+            "4294967295] (want NAME=ID@HOST:PORT[/RING])");
+  EXPECT_NE(err("a=1@127.0.0.1:1/x").find("ring must be an integer"), std::string::npos);
+  EXPECT_NE(err("a=1@127.0.0.1:1/").find("ring must be an integer"), std::string::npos);
+  EXPECT_NE(err("a=1@127.0.0.1:1/4294967296").find("ring must be an integer"), std::string::npos);
+  EXPECT_NE(err("a=1@127.0.0.1/2").find("malformed"), std::string::npos);
+  EXPECT_EQ(err("a=1@127.0.0.1:1/1,b=1@127.0.0.1:2/2"),
+            "--initial-cluster: entry 'b=1@127.0.0.1:2/2': duplicate node id: 1 is already named "
+            "'a' (a gateway lists the same name and id on each of its rings) (want "
+            "NAME=ID@HOST:PORT[/RING])");
+  EXPECT_NE(
+      err("a=1@127.0.0.1:1/1,a=2@127.0.0.1:2/2").find("duplicate name: 'a' is already node id 1"),
+      std::string::npos);
+  EXPECT_NE(err("a=1@127.0.0.1:1/1,a=1@127.0.0.2:1/1").find("member 'a' is listed twice on ring 1"),
+            std::string::npos);
+  EXPECT_NE(err("a=1@127.0.0.1:1/1,b=2@127.0.0.1:1/2,a=1@127.0.0.1:3/2")
+                .find("address 127.0.0.1:1 is used twice"),
+            std::string::npos);
+  EXPECT_EQ(err("a=1@127.0.0.1:1/1,b=2@127.0.0.1:2/2"),
+            "--initial-cluster: ring 2 is not joined to ring 1 by any chain of gateways (a gateway "
+            "is a member listed on two rings with the same name and id)");
+  // Gateway 9 joins 1 and 2; ring 3 has no gateway to either.
+  EXPECT_NE(err(std::string(kTwoRings) + ",n5=5@127.0.0.1:7005/3").find("ring 3 is not joined"),
+            std::string::npos);
+  // A chain 1 - 2 - 3 is connected.
+  EXPECT_EQ(err(std::string(kTwoRings) + ",g2=8@127.0.0.1:7108/2,g2=8@127.0.0.1:7208/3"), "OK");
+}
+
+TEST(InitialClusterTest, ParseFlags_MultiRingRejectsMulticast) {
+  totem::StatusOr<ServerConfig> c =
+      ParseFlags({"--name", "n1", "--initial-cluster", kTwoRings, "--key-file", "k",
+                  "--totem-transport", "multicast", "--totem-mcast-port", "5405"});
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("not supported with several rings"), std::string::npos);
 }
 
 }  // namespace

@@ -288,7 +288,8 @@ TEST(WatchShutdownTest, Sigterm_WithOpenWatchStreamExitsPromptly) {
   // channel into reconnect backoff.
   ASSERT_TRUE(WaitFor(
       [&] {
-        return ReadFile(dir.path() + "/n1.log").find("configuration regular") != std::string::npos;
+        return ReadFile(dir.path() + "/n1.log").find("event=ring_configuration kind=regular") !=
+               std::string::npos;
       },
       seconds(30)))
       << ReadFile(dir.path() + "/n1.log");
