@@ -37,7 +37,12 @@ inline constexpr const char* kNamePrefix = "tkvp";
 // Network namespaces made by a test: one per node plus a hub holding a
 // bridge; each node's namespace has a veth ("eth0") into the hub with an
 // address, 10.77.0.<i+1>/24 or one given (as a compose file's fixed
-// container addresses), that exists only there. Processes run in a
+// container addresses), that exists only there. With several networks
+// (as a compose file with two, and a gateway container on both) the hub
+// holds one bridge per network and a node has one veth per network it is
+// attached to ("eth0", "eth1", ... in its order of attachments); the
+// bridges are not connected, so only a node on two networks spans them
+// (and it does not forward). Processes run in a
 // node's namespace through ExecPrefix(i) (`ip netns exec`). Partitions are
 // iptables DROP rules inside the node namespaces. Everything is deleted at
 // scope exit; namespaces left by a killed earlier run (named after a pid
@@ -48,13 +53,23 @@ class NetLab {
  public:
   NetLab(const TempDir& dir, size_t nodes) : NetLab(dir, DefaultAddresses(nodes), 24) {}
   // Node i gets addresses[i] (numeric IPv4) on a /prefix_len network.
-  NetLab(const TempDir& dir, std::vector<std::string> addresses, int prefix_len)
+  NetLab(const TempDir& dir, const std::vector<std::string>& addresses, int prefix_len)
+      : NetLab(dir, std::vector<int>{prefix_len}, OnOneNetwork(addresses)) {}
+  // One interface of a node: its address on network `network`.
+  struct Attachment {
+    size_t network = 0;
+    std::string address;  // numeric IPv4
+  };
+  // Network k is a /prefix_lens[k]; node i has one interface per entry of
+  // attachments[i] (at least one; the first is its Address()).
+  NetLab(const TempDir& dir, std::vector<int> prefix_lens,
+         std::vector<std::vector<Attachment>> attachments)
       : ip_(IpBinary()),
         iptables_(IptablesBinary()),
         log_(dir.path() + "/netlab.log"),
-        n_(addresses.size()),
-        addresses_(std::move(addresses)),
-        prefix_len_(prefix_len) {
+        n_(attachments.size()),
+        prefix_lens_(std::move(prefix_lens)),
+        attachments_(std::move(attachments)) {
     tag_ = std::string(kNamePrefix) + std::to_string(::getpid());
   }
   ~NetLab() { Destroy(); }
@@ -69,26 +84,41 @@ class NetLab {
     }
     if (!Run({ip_, "netns", "add", Hub()}, error)) return false;
     created_.push_back(Hub());
-    if (!Run({ip_, "-n", Hub(), "link", "add", "br0", "type", "bridge"}, error) ||
-        !Run({ip_, "-n", Hub(), "link", "set", "br0", "up"}, error)) {
-      return false;
+    for (size_t k = 0; k < prefix_lens_.size(); ++k) {
+      const std::string br = "br" + std::to_string(k);
+      if (!Run({ip_, "-n", Hub(), "link", "add", br, "type", "bridge"}, error) ||
+          !Run({ip_, "-n", Hub(), "link", "set", br, "up"}, error)) {
+        return false;
+      }
     }
     for (size_t i = 0; i < n_; ++i) {
       const std::string ns = Node(i);
-      const std::string veth = "v" + std::to_string(i + 1);
       if (!Run({ip_, "netns", "add", ns}, error)) return false;
       created_.push_back(ns);
-      if (!Run({ip_, "-n", ns, "link", "set", "lo", "up"}, error) ||
-          !Run({ip_, "-n", Hub(), "link", "add", veth, "type", "veth", "peer", "name", "eth0",
-                "netns", ns},
-               error) ||
-          !Run({ip_, "-n", Hub(), "link", "set", veth, "master", "br0"}, error) ||
-          !Run({ip_, "-n", Hub(), "link", "set", veth, "up"}, error) ||
-          !Run({ip_, "-n", ns, "addr", "add", Address(i) + "/" + std::to_string(prefix_len_), "dev",
-                "eth0"},
-               error) ||
-          !Run({ip_, "-n", ns, "link", "set", "eth0", "up"}, error)) {
-        return false;
+      if (!Run({ip_, "-n", ns, "link", "set", "lo", "up"}, error)) return false;
+      for (size_t j = 0; j < attachments_[i].size(); ++j) {
+        const Attachment& a = attachments_[i][j];
+        if (a.network >= prefix_lens_.size()) {
+          *error = "node " + std::to_string(i) + ": no network " + std::to_string(a.network);
+          return false;
+        }
+        // Hub side: v<node> on the first network (as before), v<node>n<k>
+        // on network k > 0.
+        const std::string veth =
+            "v" + std::to_string(i + 1) + (a.network == 0 ? "" : "n" + std::to_string(a.network));
+        const std::string eth = "eth" + std::to_string(j);
+        const std::string br = "br" + std::to_string(a.network);
+        if (!Run({ip_, "-n", Hub(), "link", "add", veth, "type", "veth", "peer", "name", eth,
+                  "netns", ns},
+                 error) ||
+            !Run({ip_, "-n", Hub(), "link", "set", veth, "master", br}, error) ||
+            !Run({ip_, "-n", Hub(), "link", "set", veth, "up"}, error) ||
+            !Run({ip_, "-n", ns, "addr", "add",
+                  a.address + "/" + std::to_string(prefix_lens_[a.network]), "dev", eth},
+                 error) ||
+            !Run({ip_, "-n", ns, "link", "set", eth, "up"}, error)) {
+          return false;
+        }
       }
     }
     return true;
@@ -96,7 +126,8 @@ class NetLab {
 
   // Drops every packet (or, with `protocol` such as "udp", only that
   // protocol's) between the two groups (0-based node indexes), in both
-  // directions, with iptables inside each node's namespace.
+  // directions, with iptables inside each node's namespace (to and from
+  // every address of the peer).
   bool Partition(const std::vector<size_t>& a, const std::vector<size_t>& b, std::string* error,
                  const std::string& protocol = "") {
     auto rule = [&](size_t in, const std::string& chain, const std::string& dir,
@@ -107,7 +138,12 @@ class NetLab {
       return Run(Exec(in, cmd), error);
     };
     auto block = [&](size_t from, size_t to) {
-      return rule(from, "INPUT", "-s", Address(to)) && rule(from, "OUTPUT", "-d", Address(to));
+      for (const Attachment& peer : attachments_[to]) {
+        if (!rule(from, "INPUT", "-s", peer.address) || !rule(from, "OUTPUT", "-d", peer.address)) {
+          return false;
+        }
+      }
+      return true;
     };
     for (size_t x : a) {
       for (size_t y : b) {
@@ -124,7 +160,7 @@ class NetLab {
     return true;
   }
 
-  std::string Address(size_t i) const { return addresses_[i]; }
+  std::string Address(size_t i) const { return attachments_[i].front().address; }
   std::vector<std::string> ExecPrefix(size_t i) const { return {ip_, "netns", "exec", Node(i)}; }
 
  private:
@@ -132,6 +168,12 @@ class NetLab {
     std::vector<std::string> a;
     for (size_t i = 0; i < nodes; ++i) a.push_back("10.77.0." + std::to_string(i + 1));
     return a;
+  }
+  static std::vector<std::vector<Attachment>> OnOneNetwork(
+      const std::vector<std::string>& addresses) {
+    std::vector<std::vector<Attachment>> out;
+    for (const std::string& a : addresses) out.push_back({Attachment{0, a}});
+    return out;
   }
   std::string Hub() const { return tag_ + "-hub"; }
   std::string Node(size_t i) const { return tag_ + "-n" + std::to_string(i + 1); }
@@ -178,8 +220,8 @@ class NetLab {
   std::string iptables_;
   std::string log_;
   size_t n_;
-  std::vector<std::string> addresses_;
-  int prefix_len_;
+  std::vector<int> prefix_lens_;                      // per network
+  std::vector<std::vector<Attachment>> attachments_;  // per node
   std::string tag_;
   std::vector<std::string> created_;
 };

@@ -3,6 +3,10 @@
 # compose_config, label integration):
 #  - `docker-compose -f deploy/docker-compose.yml config` accepts the file,
 #    and it has the services n1 n2 n3;
+#  - so does deploy/docker-compose.multiring.yml, with the services gw n1
+#    n2 n3 n4 and the networks ring1 (n1 n2) and ring2 (n3 n4), the
+#    gateway gw on both, each service's ipv4_address in its network's
+#    subnet, and every service's client port published;
 #  - every package the Dockerfile's build stage installs is in
 #    scripts/setup.sh's list (so a build that works here works in the image).
 # Exits 77 (ctest: skipped) with a message when docker-compose is missing.
@@ -12,6 +16,7 @@ set -euo pipefail
 
 src="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 compose="$src/deploy/docker-compose.yml"
+multiring="$src/deploy/docker-compose.multiring.yml"
 dockerfile="$src/deploy/Dockerfile"
 setup="$src/scripts/setup.sh"
 
@@ -39,6 +44,67 @@ services="$(docker-compose -f "$compose" config --services 2>/dev/null | sort | 
 volumes="$(docker-compose -f "$compose" config --volumes 2>/dev/null | sort | tr '\n' ' ')"
 [[ "$volumes" == "n1-data n2-data n3-data " ]] || fail "want volumes n1-data n2-data n3-data, got: $volumes"
 grep -q '^secrets:' "$out/config.yml" || fail "no secrets section (the cluster key is a secret)"
+
+# The two-ring file: its normalized form, checked with python3-yaml (a
+# dependency of docker-compose).
+if ! docker-compose -f "$multiring" config >"$out/multiring.yml" 2>"$out/multiring.err"; then
+  cat "$out/multiring.err" >&2
+  fail "docker-compose config rejects $multiring"
+fi
+echo "compose_config_test: docker-compose config accepts $multiring"
+if ! python3 - "$out/multiring.yml" >"$out/multiring.check" 2>&1 <<'EOF'
+import ipaddress, sys, yaml
+
+c = yaml.safe_load(open(sys.argv[1]))
+problems = []
+want_nets = {"gw": ["ring1", "ring2"], "n1": ["ring1"], "n2": ["ring1"],
+             "n3": ["ring2"], "n4": ["ring2"]}
+services = c.get("services") or {}
+if sorted(services) != sorted(want_nets):
+    problems.append("want services %s, got %s" % (sorted(want_nets), sorted(services)))
+networks = c.get("networks") or {}
+if sorted(networks) != ["ring1", "ring2"]:
+    problems.append("want networks ring1 ring2, got %s" % sorted(networks))
+subnets = {}
+for name, net in networks.items():
+    try:
+        subnets[name] = ipaddress.ip_network(net["ipam"]["config"][0]["subnet"])
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        problems.append("network %s: no ipam subnet (%s)" % (name, e))
+if len(set(subnets.values())) != len(subnets):
+    problems.append("the networks share a subnet")
+for name, want in want_nets.items():
+    svc = services.get(name)
+    if svc is None:
+        continue
+    nets = svc.get("networks") or {}
+    if sorted(nets) != want:
+        problems.append("service %s: want networks %s, got %s" % (name, want, sorted(nets)))
+    for net, attach in nets.items():
+        addr = (attach or {}).get("ipv4_address")
+        if addr is None:
+            problems.append("service %s: no ipv4_address on %s" % (name, net))
+        elif net in subnets and ipaddress.ip_address(addr) not in subnets[net]:
+            problems.append("service %s: %s is not in %s's subnet %s"
+                            % (name, addr, net, subnets[net]))
+    if not svc.get("ports"):
+        problems.append("service %s: publishes no client port" % name)
+    if not svc.get("secrets"):
+        problems.append("service %s: no cluster key secret" % name)
+if not c.get("secrets"):
+    problems.append("no secrets section (the cluster key is a secret)")
+for p in problems:
+    print(p)
+sys.exit(1 if problems else 0)
+EOF
+then
+  cat "$out/multiring.check" >&2
+  fail "$multiring: services and networks are not the two-ring topology"
+fi
+volumes="$(docker-compose -f "$multiring" config --volumes 2>/dev/null | sort | tr '\n' ' ')"
+[[ "$volumes" == "gw-data n1-data n2-data n3-data n4-data " ]] ||
+  fail "$multiring: want volumes gw-data n1-data n2-data n3-data n4-data, got: $volumes"
+echo "compose_config_test: $multiring: gw on ring1 and ring2, n1 n2 on ring1, n3 n4 on ring2"
 if grep -vE '^\s*#' "$dockerfile" | grep -qE '(COPY|ADD) .*secrets'; then
   fail "the Dockerfile copies a secret into the image"
 fi

@@ -24,6 +24,14 @@
 // backup and restore: a cold copy of one member's data dir rebuilds the
 // whole cluster.
 //
+// MultiRingComposeTest does the same for deploy/docker-compose.multiring.yml:
+// a bridge per compose network (ring1, ring2), the gateway's namespace with
+// a veth on each, the initial cluster's rings matching the networks; put and
+// get through every node, kill -9 a ring2 node and restart it, cut ring2 off
+// from the gateway (the ring1 side, 3 of 5, goes on; n3 and n4 refuse
+// writes for want of a quorum), heal, and every node in the primary
+// component with every acknowledged write and equal checksums.
+//
 // Skips when not root, when namespaces cannot be built and
 // TOTEMKV_SKIP_NETNS=1, or when docker-compose (scripts/setup.sh installs
 // it) is missing.
@@ -43,6 +51,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -66,12 +75,18 @@ constexpr const char* kKeygenBin = TOTEM_KEYGEN_BIN;
 constexpr const char* kSourceDir = TOTEMKV_SOURCE_DIR;
 
 std::string ComposeFile() { return std::string(kSourceDir) + "/deploy/docker-compose.yml"; }
+std::string MultiRingComposeFile() {
+  return std::string(kSourceDir) + "/deploy/docker-compose.multiring.yml";
+}
 std::string Dockerfile() { return std::string(kSourceDir) + "/deploy/Dockerfile"; }
 
 // One service of the normalized compose file.
 struct ComposeService {
   std::string name;
-  std::string address;                             // ipv4_address on the network
+  std::string address;  // ipv4_address on its first network (by name)
+  // (network index in ComposeTopology::networks, ipv4_address there), by
+  // network name.
+  std::vector<std::pair<size_t, std::string>> attachments;
   std::map<std::string, std::string> environment;  // as the container gets it
   std::map<std::string, std::string> binds;        // container path -> host path
   std::vector<std::string> volume_targets;         // named volumes' container paths
@@ -79,10 +94,14 @@ struct ComposeService {
   std::vector<uint16_t> published_container_ports;
 };
 
-struct ComposeTopology {
-  std::string network;
+struct ComposeNetwork {
+  std::string name;
   std::string subnet;  // CIDR
   int prefix_len = 0;
+};
+
+struct ComposeTopology {
+  std::vector<ComposeNetwork> networks;  // by name
   std::vector<ComposeService> services;  // by name
 };
 
@@ -120,16 +139,16 @@ std::vector<std::string> SplitOn(const std::string& text, char sep) {
 // into a protobuf Struct). Both the short string forms docker-compose 1.x
 // prints and the long mapping forms of Compose v2 are understood.
 // Returns "" or why it could not.
-std::string LoadTopology(const std::string& dir, ComposeTopology* topo) {
+std::string LoadTopology(const std::string& file, const std::string& dir, ComposeTopology* topo) {
   const std::string yaml = dir + "/compose.yml";
   const std::string json = dir + "/compose.json";
   const std::string log = dir + "/compose.log";
-  const int rc = RunCommand({"/bin/sh", "-c",
-                             "docker-compose -f '" + ComposeFile() + "' config > '" + yaml +
-                                 "' 2> '" + dir + "/compose.err'"},
-                            log, std::chrono::seconds(60));
+  const int rc = RunCommand(
+      {"/bin/sh", "-c",
+       "docker-compose -f '" + file + "' config > '" + yaml + "' 2> '" + dir + "/compose.err'"},
+      log, std::chrono::seconds(60));
   if (rc != 0) {
-    return "docker-compose -f " + ComposeFile() + " config failed (exit " + std::to_string(rc) +
+    return "docker-compose -f " + file + " config failed (exit " + std::to_string(rc) +
            "): " + ReadFile(dir + "/compose.err") + ReadFile(log);
   }
   if (RunCommand({"python3", "-c",
@@ -144,21 +163,26 @@ std::string LoadTopology(const std::string& dir, ComposeTopology* topo) {
   if (!parsed.ok()) return "compose JSON: " + parsed.ToString();
 
   const Value* networks = Field(root, "networks");
-  if (networks == nullptr || networks->struct_value().fields_size() != 1) {
-    return "want exactly one network in the compose file";
+  if (networks == nullptr || networks->struct_value().fields_size() == 0) {
+    return "no networks in the compose file";
   }
-  const auto& [net_name, net] = *networks->struct_value().fields().begin();
-  topo->network = net_name;
-  const Value* ipam = Field(net.struct_value(), "ipam");
-  const Value* ipam_config = ipam ? Field(ipam->struct_value(), "config") : nullptr;
-  if (ipam_config == nullptr || ipam_config->list_value().values_size() != 1) {
-    return "network " + net_name + ": want one ipam config entry with a subnet";
+  for (const auto& [net_name, net] : networks->struct_value().fields()) {
+    ComposeNetwork cn;
+    cn.name = net_name;
+    const Value* ipam = Field(net.struct_value(), "ipam");
+    const Value* ipam_config = ipam ? Field(ipam->struct_value(), "config") : nullptr;
+    if (ipam_config == nullptr || ipam_config->list_value().values_size() != 1) {
+      return "network " + net_name + ": want one ipam config entry with a subnet";
+    }
+    const Value* subnet = Field(ipam_config->list_value().values(0).struct_value(), "subnet");
+    cn.subnet = subnet ? subnet->string_value() : "";
+    const size_t slash = cn.subnet.find('/');
+    if (slash == std::string::npos) return "network " + net_name + ": no subnet CIDR";
+    cn.prefix_len = std::atoi(cn.subnet.c_str() + slash + 1);
+    topo->networks.push_back(std::move(cn));
   }
-  const Value* subnet = Field(ipam_config->list_value().values(0).struct_value(), "subnet");
-  topo->subnet = subnet ? subnet->string_value() : "";
-  const size_t slash = topo->subnet.find('/');
-  if (slash == std::string::npos) return "network " + net_name + ": no subnet CIDR";
-  topo->prefix_len = std::atoi(topo->subnet.c_str() + slash + 1);
+  std::sort(topo->networks.begin(), topo->networks.end(),
+            [](const ComposeNetwork& a, const ComposeNetwork& b) { return a.name < b.name; });
 
   const Value* services = Field(root, "services");
   if (services == nullptr) return "no services";
@@ -167,10 +191,17 @@ std::string LoadTopology(const std::string& dir, ComposeTopology* topo) {
     ComposeService svc;
     svc.name = name;
     const Value* nets = Field(s, "networks");
-    const Value* on_net = nets ? Field(nets->struct_value(), net_name) : nullptr;
-    const Value* addr = on_net ? Field(on_net->struct_value(), "ipv4_address") : nullptr;
-    if (addr == nullptr) return "service " + name + ": no ipv4_address on " + net_name;
-    svc.address = addr->string_value();
+    for (size_t k = 0; nets != nullptr && k < topo->networks.size(); ++k) {
+      const Value* on_net = Field(nets->struct_value(), topo->networks[k].name);
+      if (on_net == nullptr) continue;
+      const Value* addr = Field(on_net->struct_value(), "ipv4_address");
+      if (addr == nullptr) {
+        return "service " + name + ": no ipv4_address on " + topo->networks[k].name;
+      }
+      svc.attachments.emplace_back(k, addr->string_value());
+    }
+    if (svc.attachments.empty()) return "service " + name + ": on no network with an address";
+    svc.address = svc.attachments.front().second;
     if (const Value* env = Field(s, "environment")) {
       for (const auto& [k, v] : env->struct_value().fields()) svc.environment[k] = ScalarText(v);
     }
@@ -260,6 +291,71 @@ totem::StatusOr<server::ServerConfig> ContainerConfig(
   return server::ParseConfig(sources);
 }
 
+// One --initial-cluster entry, NAME=ID@HOST:PORT[/RING] (ring 1 without
+// /RING), as the compose file spells it.
+struct ClusterEntry {
+  std::string name;
+  std::string host;
+  std::string ring = "1";
+};
+
+std::vector<ClusterEntry> ClusterEntries(const std::string& text) {
+  std::vector<ClusterEntry> out;
+  for (const std::string& entry : SplitOn(text, ',')) {
+    ClusterEntry e;
+    const size_t eq = entry.find('=');
+    const size_t at = entry.find('@');
+    const size_t colon = entry.find(':', at == std::string::npos ? 0 : at);
+    const size_t slash = entry.find('/', colon == std::string::npos ? 0 : colon);
+    e.name = entry.substr(0, eq);
+    if (at != std::string::npos && colon != std::string::npos) {
+      e.host = entry.substr(at + 1, colon - at - 1);
+    }
+    if (slash != std::string::npos) e.ring = entry.substr(slash + 1);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+// The initial cluster matches the networks (a failed EXPECT names each
+// mismatch): every service is listed at its address on each of its
+// networks, every entry is such an address of its service, and each network
+// carries one ring of its own.
+void ExpectRingsMatchNetworks(const ComposeTopology& topo, const std::string& initial_cluster) {
+  const std::vector<ClusterEntry> entries = ClusterEntries(initial_cluster);
+  std::map<size_t, std::string> ring_of_network;
+  std::map<std::string, size_t> network_of_ring;
+  for (const ComposeService& svc : topo.services) {
+    for (const auto& [k, address] : svc.attachments) {
+      const std::string& net = topo.networks[k].name;
+      auto it = std::find_if(entries.begin(), entries.end(), [&](const ClusterEntry& e) {
+        return e.name == svc.name && e.host == address;
+      });
+      if (it == entries.end()) {
+        ADD_FAILURE() << svc.name << ": no --initial-cluster entry at its " << net << " address "
+                      << address;
+        continue;
+      }
+      auto [r, new_net] = ring_of_network.emplace(k, it->ring);
+      EXPECT_EQ(r->second, it->ring) << svc.name << " on " << net << ": ring " << it->ring
+                                     << ", but others on " << net << " are on ring " << r->second;
+      auto [n, new_ring] = network_of_ring.emplace(it->ring, k);
+      EXPECT_EQ(n->second, k) << "ring " << it->ring << " is on two networks, "
+                              << topo.networks[n->second].name << " and " << net;
+    }
+  }
+  for (const ClusterEntry& e : entries) {
+    bool known = false;
+    for (const ComposeService& svc : topo.services) {
+      for (const auto& [k, address] : svc.attachments) {
+        known |= svc.name == e.name && address == e.host;
+      }
+    }
+    EXPECT_TRUE(known) << "--initial-cluster lists " << e.name << " at " << e.host
+                       << ", not an address of that service";
+  }
+}
+
 bool Contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
@@ -268,6 +364,26 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
   for (const std::string& s : v) out += (out.empty() ? "" : sep) + s;
   return out;
+}
+
+// Every node answers Admin.GetRing saying it is in the store's primary
+// component, its ring not in transition. `why` says who did not.
+bool PrimaryOfAll(const std::vector<NodeChannel>& nodes, std::string* why) {
+  for (const NodeChannel& n : nodes) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+    totemkv::admin::v1::GetRingResponse resp;
+    const grpc::Status s = totemkv::admin::v1::Admin::NewStub(n.channel)->GetRing(&ctx, {}, &resp);
+    if (!s.ok()) {
+      *why = n.name + ": GetRing: " + s.error_message();
+      return false;
+    }
+    if (!resp.primary() || resp.in_transition()) {
+      *why = n.name + (resp.primary() ? ": ring in transition" : ": not in the primary component");
+      return false;
+    }
+  }
+  return true;
 }
 
 // The compose services as totemkvd processes in a NetLab, node i = the
@@ -286,6 +402,7 @@ class ComposeCluster {
       return false;
     }
     const std::map<std::string, std::string> image_env = ImageEnvironment();
+    std::set<std::string> checked_clusters;  // each distinct --initial-cluster once
     for (const ComposeService& svc : topo_.services) {
       std::map<std::string, std::string> env = image_env;
       for (const auto& [k, v] : svc.environment) env[k] = v;
@@ -296,8 +413,16 @@ class ComposeCluster {
         return false;
       }
       const server::ClusterMember* self = c->Self();
-      EXPECT_EQ(self->host, svc.address)
-          << svc.name << ": its --initial-cluster entry is not its ipv4_address";
+      if (topo_.networks.size() == 1) {
+        EXPECT_EQ(self->host, svc.address)
+            << svc.name << ": its --initial-cluster entry is not its ipv4_address";
+      }
+      auto ic = env.find("TOTEMKVD_INITIAL_CLUSTER");
+      if (ic == env.end()) {
+        ADD_FAILURE() << svc.name << ": no TOTEMKVD_INITIAL_CLUSTER in its environment";
+      } else if (checked_clusters.insert(ic->second).second) {
+        ExpectRingsMatchNetworks(topo_, ic->second);
+      }
       EXPECT_TRUE(Contains(svc.secret_paths, c->key_file))
           << svc.name << ": key-file " << c->key_file << " is not a mounted secret";
       EXPECT_TRUE(Contains(svc.volume_targets, c->data_dir))
@@ -337,12 +462,14 @@ class ComposeCluster {
     argv.insert(argv.end(), {"--data-dir", DataDir(i), "--key-file", key_, "--listen-client-urls",
                              Join(c.listen_client_urls, ",") + ",unix://" + SocketPath(i)});
     log_of_[i] = dir_ + "/" + Name(i) + "." + std::to_string(incarnation_[i]) + ".log";
+    std::error_code ec;
+    std::filesystem::remove(SocketPath(i), ec);  // left by a killed incarnation
     children_[i] = std::make_unique<Child>(argv, log_of_[i]);
-    // A fresh channel per incarnation, made once the server serves: a
-    // channel that saw the previous incarnation stop, or that tried the
-    // socket before the server was up, can take seconds to reconnect.
-    const std::string serving = "serving clients on unix://" + SocketPath(i);
-    WaitFor([&] { return ReadFile(log_of_[i]).find(serving) != std::string::npos || !Running(i); },
+    // A fresh channel per incarnation, made once the server serves (its
+    // socket exists): a channel that saw the previous incarnation stop, or
+    // that tried the socket before the server was up, can take seconds to
+    // reconnect.
+    WaitFor([&] { return std::filesystem::exists(SocketPath(i), ec) || !Running(i); },
             std::chrono::seconds(10));
     channels_[i] = UnixSocketChannel(SocketPath(i));
   }
@@ -372,6 +499,12 @@ class ComposeCluster {
 
   size_t size() const { return topo_.services.size(); }
   const std::string& Name(size_t i) const { return topo_.services[i].name; }
+  // The node of service `name`; size() if there is none.
+  size_t Index(const std::string& name) const {
+    size_t i = 0;
+    while (i < size() && Name(i) != name) ++i;
+    return i;
+  }
   std::string SocketPath(size_t i) const { return dir_ + "/" + Name(i) + ".sock"; }
   std::unique_ptr<etcdserverpb::KV::Stub> Kv(size_t i) const {
     return etcdserverpb::KV::NewStub(channels_[i]);
@@ -425,6 +558,8 @@ class ComposeCluster {
 
 class ComposeTopologyTest : public ::testing::Test {
  protected:
+  virtual std::string ComposePath() const { return ComposeFile(); }
+
   void SetUp() override {
     if (::geteuid() != 0) {
       GTEST_SKIP() << "the compose topology test builds network namespaces: it needs root";
@@ -434,12 +569,19 @@ class ComposeTopologyTest : public ::testing::Test {
       GTEST_SKIP() << "docker-compose is not installed (Debian package docker-compose; "
                       "scripts/setup.sh installs it)";
     }
-    const std::string why = LoadTopology(dir_.path(), &topo_);
+    const std::string why = LoadTopology(ComposePath(), dir_.path(), &topo_);
     ASSERT_EQ(why, "");
     ASSERT_GE(topo_.services.size(), 3u) << "want a cluster of at least three services";
-    std::vector<std::string> addresses;
-    for (const ComposeService& s : topo_.services) addresses.push_back(s.address);
-    lab_ = std::make_unique<NetLab>(dir_, addresses, topo_.prefix_len);
+    // A bridge per compose network, a namespace per service with a veth on
+    // each of its networks.
+    std::vector<int> prefix_lens;
+    for (const ComposeNetwork& net : topo_.networks) prefix_lens.push_back(net.prefix_len);
+    std::vector<std::vector<NetLab::Attachment>> attachments;
+    for (const ComposeService& s : topo_.services) {
+      attachments.emplace_back();
+      for (const auto& [k, address] : s.attachments) attachments.back().push_back({k, address});
+    }
+    lab_ = std::make_unique<NetLab>(dir_, prefix_lens, attachments);
     std::string error;
     if (!lab_->Create(&error)) {
       const char* skip = std::getenv("TOTEMKV_SKIP_NETNS");
@@ -466,7 +608,18 @@ class ComposeTopologyTest : public ::testing::Test {
     lab_.reset();
   }
 
+  // One ring of all; with several networks (one ring each), one global
+  // configuration of all (GetRing reports the multi-ring layer's global
+  // configuration) and every node in the primary component.
   bool WaitForRing(milliseconds timeout) {
+    if (topo_.networks.size() > 1) {
+      return WaitFor(
+          [&] {
+            return RingOfAll(cluster_->Channels(), &ring_why_) &&
+                   PrimaryOfAll(cluster_->Channels(), &ring_why_);
+          },
+          timeout);
+    }
     return WaitFor([&] { return RingOfAll(cluster_->Channels(), &ring_why_); }, timeout);
   }
 
@@ -534,7 +687,9 @@ class ComposeTopologyTest : public ::testing::Test {
 
 TEST_F(ComposeTopologyTest, ComposeCluster_PutGetKillPartitionHeal_Converges) {
   const size_t n = cluster_->size();
-  std::printf("compose network %s %s:", topo_.network.c_str(), topo_.subnet.c_str());
+  ASSERT_EQ(topo_.networks.size(), 1u) << ComposePath() << ": want one network (one ring)";
+  std::printf("compose network %s %s:", topo_.networks[0].name.c_str(),
+              topo_.networks[0].subnet.c_str());
   for (size_t i = 0; i < n; ++i) {
     std::printf(" %s=%s", cluster_->Name(i).c_str(), cluster_->Endpoint(i).c_str());
   }
@@ -605,10 +760,10 @@ TEST_F(ComposeTopologyTest, ComposeCluster_PutGetKillPartitionHeal_Converges) {
 }
 
 // The README's offline backup and restore (the online one, with
-// Maintenance.Snapshot, is tests/server/snapshot_test.cc): a cold copy of one member's data dir, taken while only that member
-// is stopped, rebuilds the whole cluster: the member it came from gets it
-// back, the others start empty, and all serve the backup's state (and not
-// the writes made after it).
+// Maintenance.Snapshot, is tests/server/snapshot_test.cc): a cold copy of one member's data dir,
+// taken while only that member is stopped, rebuilds the whole cluster: the member it came from gets
+// it back, the others start empty, and all serve the backup's state (and not the writes made after
+// it).
 TEST_F(ComposeTopologyTest, ComposeCluster_RestoreAllFromOneMembersCopy_ServesTheCopy) {
   const size_t n = cluster_->size();
   const size_t from = n - 1;
@@ -648,6 +803,122 @@ TEST_F(ComposeTopologyTest, ComposeCluster_RestoreAllFromOneMembersCopy_ServesTh
   }
   ExpectChecksumsEqual();
   PutGetThroughEveryNode("compose/restored/");
+}
+
+// deploy/docker-compose.multiring.yml: two networks, a ring on each, the
+// gateway container on both.
+class MultiRingComposeTest : public ComposeTopologyTest {
+ protected:
+  std::string ComposePath() const override { return MultiRingComposeFile(); }
+
+  // Node of service `name`, failing the test if there is none.
+  size_t Node(const std::string& name) {
+    const size_t i = cluster_->Index(name);
+    EXPECT_LT(i, cluster_->size()) << ComposePath() << " has no service " << name;
+    return std::min(i, cluster_->size() - 1);
+  }
+
+  // A put through node i that must be acknowledged; remembered for the
+  // final check.
+  void MustPut(size_t i, const std::string& key, const std::string& value) {
+    const grpc::Status s = PutEventually(i, key, value, seconds(10));
+    EXPECT_TRUE(s.ok()) << cluster_->Name(i) << " refused the put of " << key << ": "
+                        << s.error_message();
+    if (s.ok()) acked_[key] = value;
+  }
+
+  // Node i refuses writes for want of a quorum (UNAVAILABLE, "quorum").
+  void ExpectRefusesWrites(size_t i) {
+    auto kv = cluster_->Kv(i);
+    grpc::Status last;
+    const bool refused = WaitFor(
+        [&] {
+          etcdserverpb::PutResponse resp;
+          last = Put(*kv, "mring/partition/minority/" + cluster_->Name(i), "must not stick", &resp,
+                     milliseconds(1000));
+          return last.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                 last.error_message().find("quorum") != std::string::npos;
+        },
+        seconds(10));
+    EXPECT_TRUE(refused) << cluster_->Name(i)
+                         << " (cut off with its ring) did not refuse a write for want of a "
+                            "quorum; last: code "
+                         << last.error_code() << " " << last.error_message();
+  }
+
+  std::map<std::string, std::string> acked_;  // key -> value of every acknowledged put
+};
+
+TEST_F(MultiRingComposeTest, TwoRingsAndGateway_PutGetKillPartitionHeal_Converges) {
+  const size_t n = cluster_->size();
+  ASSERT_EQ(topo_.networks.size(), 2u) << ComposePath() << ": want two networks (two rings)";
+  for (const ComposeNetwork& net : topo_.networks) {
+    std::printf("compose network %s %s:", net.name.c_str(), net.subnet.c_str());
+    for (const ComposeService& svc : topo_.services) {
+      for (const auto& [k, address] : svc.attachments) {
+        if (topo_.networks[k].name == net.name) {
+          std::printf(" %s=%s", svc.name.c_str(), address.c_str());
+        }
+      }
+    }
+    std::printf("\n");
+  }
+  const size_t gw = Node("gw");
+  const size_t n3 = Node("n3");
+  const size_t n4 = Node("n4");
+  ASSERT_EQ(topo_.services[gw].attachments.size(), 2u) << "the gateway is not on both networks";
+  ASSERT_FALSE(HasFailure());
+
+  // 1. Put and get through every node (etcdctl inside its namespace, at its
+  // compose address): writes cross the gateway both ways.
+  PutGetThroughEveryNode("mring/up/");
+
+  // 2. kill -9 n3: 4 of 5 remain, every other node takes writes; n3,
+  // restarted on its data, rejoins its ring and catches up.
+  cluster_->Kill(n3);
+  for (size_t i = 0; i < n; ++i) {
+    if (i != n3) MustPut(i, "mring/kill/" + cluster_->Name(i), "while n3 was down");
+  }
+  cluster_->Start(n3);
+  ASSERT_TRUE(WaitForRing(seconds(20))) << "not all primary after the restart: " << ring_why_;
+  for (size_t i = 0; i < n; ++i) {
+    if (i == n3) continue;
+    const std::string key = "mring/kill/" + cluster_->Name(i);
+    EXPECT_TRUE(HasValue(n3, key, acked_[key], seconds(10)))
+        << "the restarted n3 lacks " << key << ", written while it was down";
+  }
+
+  // 3. Cut ring2 off from the gateway: {n1, n2, gw} (3 of 5) keep serving
+  // writes; {n3, n4} refuse them for want of a quorum and still serve
+  // serializable reads.
+  std::string error;
+  ASSERT_TRUE(lab_->Partition({gw}, {n3, n4}, &error)) << error;
+  ExpectRefusesWrites(n3);
+  ExpectRefusesWrites(n4);
+  {
+    std::map<std::string, std::pair<std::string, int64_t>> out;
+    const grpc::Status s = RangePrefix(*cluster_->Kv(n3), "mring/", /*serializable=*/true, &out);
+    EXPECT_TRUE(s.ok()) << "n3 (cut off) refused a serializable read: " << s.error_message();
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (i != n3 && i != n4) MustPut(i, "mring/partition/" + cluster_->Name(i), "majority side");
+  }
+
+  // 4. Heal: every node primary again, every acknowledged put readable
+  // everywhere, equal stores, put/get through every node once more.
+  ASSERT_TRUE(lab_->Heal(&error)) << error;
+  ASSERT_TRUE(WaitForRing(seconds(20))) << "not all primary after healing: " << ring_why_;
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& [key, value] : acked_) {
+      EXPECT_TRUE(HasValue(i, key, value, seconds(10)))
+          << cluster_->Name(i) << " lacks the acknowledged " << key << "=" << value;
+    }
+  }
+  PutGetThroughEveryNode("mring/healed/");
+  ExpectChecksumsEqual();
+  for (size_t i = 0; i < n; ++i) {
+    EXPECT_TRUE(cluster_->Running(i)) << cluster_->Name(i) << " exited";
+  }
 }
 
 }  // namespace
