@@ -68,7 +68,7 @@ run_system() {
   fi
   local before=() f
   if [[ "$system" == totemkvd ]]; then
-    for f in "$DIR"/n*.log; do before+=("$(grep -c 'configuration regular' "$f" || true)"); done
+    for f in "$DIR"/n*.log; do before+=("$(grep -c 'event=ring_configuration kind=regular' "$f" || true)"); done
   fi
   echo "== $system: $ENDPOINTS ($(uptime | sed 's/.*load/load/'))"
   "$bench" --endpoints "$ENDPOINTS" --label "$system" --matrix ${bench_args[@]+"${bench_args[@]}"} ||
@@ -78,7 +78,7 @@ run_system() {
     # re-formation (nobody failed on purpose): the token timed out under load.
     local f i=0 after
     for f in "$DIR"/n*.log; do
-      after=$(grep -c 'configuration regular' "$f" || true)
+      after=$(grep -c 'event=ring_configuration kind=regular' "$f" || true)
       echo "$(basename "$f" .log): ring re-formations during the runs: $((after - before[i]))"
       i=$((i + 1))
     done

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "failover.h"
+#include "multi_ring_bench.h"
 #include "totem/config.h"
 #include "totem/counters.h"
 #include "totem/node.h"
@@ -100,6 +101,7 @@ struct Options {
   uint64_t pending_bytes = 1u << 20;
   double rate = 0;  // total msgs/s of the fixed-rate latency cell; 0: 50% of max
   bool json = false;
+  bool encrypt = false;  // TransportConfig::encrypt (AES-256-GCM frames)
 };
 
 void PrintUsage() {
@@ -121,8 +123,12 @@ void PrintUsage() {
       "                       queueing in the saturated latency)\n"
       "  --rate R             total msgs/s of the fixed-rate latency cell (default 50%% of max)\n"
       "  --json               machine-readable output on stdout\n"
+      "  --encrypt            encrypt ring frames (AES-256-GCM) instead of only\n"
+      "                       authenticating them (HMAC-SHA256)\n"
       "  --failover ...       crash-recovery benchmark with totem-node processes instead\n"
-      "                       (totem-bench --failover --help)\n");
+      "                       (totem-bench --failover --help)\n"
+      "  --multi-ring ...     one ring against two rings and a gateway, filtering on\n"
+      "                       and off (totem-bench --multi-ring --help)\n");
 }
 
 bool ParseUint(const std::string& s, uint64_t* out) {
@@ -171,6 +177,10 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
     }
     if (flag == "--json") {
       o.json = true;
+      continue;
+    }
+    if (flag == "--encrypt") {
+      o.encrypt = true;
       continue;
     }
     if (i + 1 >= argc) return fail("missing value for " + flag);
@@ -382,6 +392,7 @@ class Ring {
       transport.peers.push_back(totem::Peer{i + 1, "127.0.0.1", ports[i]});
     }
     transport.key = key;
+    transport.encrypt = opts.encrypt;
 
     for (uint32_t i = 0; i < n; ++i) {
       auto state = std::make_unique<NodeState>();
@@ -1106,6 +1117,7 @@ void PrintJson(const Options& opts, const std::vector<Row>& rows, double load_at
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--failover") return totem::bench::RunFailoverBench(argc, argv);
+    if (std::string(argv[i]) == "--multi-ring") return totem::bench::RunMultiRingBench(argc, argv);
   }
   const std::optional<Options> parsed = ParseOptions(argc, argv);
   if (!parsed) return 2;
