@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "log.h"
+#include "totem/core/global_evs.h"
 
 namespace totemkv::server {
 namespace {
@@ -41,20 +42,6 @@ class SingleRingOrdering final : public Ordering {
  private:
   std::unique_ptr<totem::Node> node_;
 };
-
-std::vector<totem::NodeId> Minus(const std::vector<totem::NodeId>& a,
-                                 const std::vector<totem::NodeId>& b) {
-  std::vector<totem::NodeId> out;
-  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
-  return out;
-}
-
-std::vector<totem::NodeId> Intersect(const std::vector<totem::NodeId>& a,
-                                     const std::vector<totem::NodeId>& b) {
-  std::vector<totem::NodeId> out;
-  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
-  return out;
-}
 
 class MultiRingOrdering final : public Ordering {
  public:
@@ -117,6 +104,17 @@ class MultiRingOrdering final : public Ordering {
     m["mring_delivered"] = c.delivered;
     m["mring_topology_delivered"] = c.topology_delivered;
     m["mring_forwarded"] = c.forwarded;
+    m["mring_reforwarded"] = c.reforwarded;
+    m["mring_stubs_forwarded"] = c.stubs_forwarded;
+    m["mring_filtered_skipped"] = c.filtered_skipped;
+    m["mring_stub_at_destination"] = c.stub_at_destination;
+    m["mring_retained_overflow"] = c.retained_overflow;
+    m["mring_held_for_sync"] = c.held_for_sync;
+    m["mring_unreachable_accepted"] = c.unreachable_accepted;
+    m["mring_configurations_delivered"] = c.configurations_delivered;
+    m["mring_resyncs_sent"] = c.resyncs_sent;
+    m["mring_resyncs_delivered"] = c.resyncs_delivered;
+    m["mring_clock_persist_errors"] = c.clock_persist_errors;
     m["mring_guarantee_vectors_sent"] = c.guarantee_vectors_sent;
     m["mring_duplicates_dropped"] = c.duplicates_dropped;
     m["mring_late_dropped"] = c.late_dropped;
@@ -154,29 +152,7 @@ class MultiRingOrdering final : public Ordering {
 
 std::vector<totem::ConfigurationEvent> EngineEvents(const totem::ConfigurationEvent* previous,
                                                     const totem::core::GlobalConfiguration& g) {
-  if (previous != nullptr && previous->id == g.id) return {};
-  std::vector<totem::NodeId> members = g.members;
-  std::sort(members.begin(), members.end());
-  members.erase(std::unique(members.begin(), members.end()), members.end());
-  const std::vector<totem::NodeId> none;
-  const std::vector<totem::NodeId>& before = previous != nullptr ? previous->members : none;
-  std::vector<totem::ConfigurationEvent> events;
-  if (previous != nullptr) {
-    totem::ConfigurationEvent t;
-    t.kind = totem::ConfigurationKind::kTransitional;
-    t.id = g.id;
-    t.members = Intersect(before, members);
-    t.left = Minus(before, members);
-    events.push_back(std::move(t));
-  }
-  totem::ConfigurationEvent r;
-  r.kind = totem::ConfigurationKind::kRegular;
-  r.id = g.id;
-  r.members = members;
-  r.joined = Minus(members, before);
-  r.left = Minus(before, members);
-  events.push_back(std::move(r));
-  return events;
+  return totem::core::GlobalEvsEvents(previous, g);
 }
 
 StatusOr<std::unique_ptr<Ordering>> StartSingleRingOrdering(const totem::NodeConfig& config,

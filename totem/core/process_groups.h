@@ -32,8 +32,10 @@
 // Gateway filtering hook: AddressedGroups(message) tells which groups a
 // message addresses (or that it is membership traffic every processor
 // needs); with HasMembers / MembersOf a multiple-ring gateway can forward a
-// multicast only toward rings where one of its groups has a member. Not
-// wired to the multi-ring layer yet.
+// multicast only toward rings where one of its groups has a member. Over
+// multiple rings the origin computes those rings (group_routing.h) and the
+// multiple-ring layer filters; this layer is fed the global configurations
+// as EVS events (global_evs.h) and is otherwise unchanged.
 #ifndef TOTEM_CORE_PROCESS_GROUPS_H_
 #define TOTEM_CORE_PROCESS_GROUPS_H_
 

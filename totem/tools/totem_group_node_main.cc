@@ -7,7 +7,16 @@
 //
 //   totem-group-node --id N --peers ID@HOST:PORT,... --key-file PATH
 //       --groups A,B [--targets 'A;B;A+C'] [--expect 'A=1,3;B=1,2,3']
-//       [--rate MSGS_PER_S] [--log FILE] [--timeout-s S]
+//       [--rate MSGS_PER_S] [--log FILE] [--timeout-s S] [--late-groups C,D]
+//
+// Multiple-ring mode (GroupNode::StartMultiRing; flags as totem-mring-node):
+// instead of --peers, one --ring per local ring (two or more: a gateway; the
+// first one originates), plus every ring and gateway edge of the network:
+//   --ring R:ID@HOST:PORT,... [--ring ...] --rings R1,R2 [--link G:A:B ...]
+//   [--gv-interval-us N] [--incarnation N]
+// Multicasts are then routed to the rings with members of their groups.
+//
+// SIGUSR2: join the --late-groups (each once).
 //
 // SIGUSR1: stop sending, multicast a "done" marker to this node's groups, and
 // exit once a marker from every member of the current regular configuration
@@ -20,8 +29,9 @@
 //   msg <g1,g2,..> from=<sender> i=<index>      (done markers: i=done)
 //   finished
 // stdout: "READY" once the expected views were seen, "FINISHED ..." at the
-// end with the group counters. Exit codes: 0 ok, 2 bad flags, 3 timeout,
-// 4 per-sender order violation, 1 other failure.
+// end with the group counters (and, over multiple rings, "mring_stubs_forwarded=
+// mring_filtered_skipped= mring_forwarded=" from the multiple-ring layer). Exit codes: 0 ok, 2 bad
+// flags, 3 timeout, 4 per-sender order violation, 1 other failure.
 #include <signal.h>
 
 #include <atomic>
@@ -50,7 +60,10 @@ using Clock = std::chrono::steady_clock;
                "totem-group-node: %s\n"
                "usage: totem-group-node --id N --peers ID@HOST:PORT,... --key-file PATH\n"
                "         --groups A,B [--targets 'A;B;A+C'] [--expect 'A=1,3;B=1,2']\n"
-               "         [--rate MSGS_PER_S] [--log FILE] [--timeout-s S]\n",
+               "         [--rate MSGS_PER_S] [--log FILE] [--timeout-s S] [--late-groups C,D]\n"
+               "   or: totem-group-node --id N --ring R:ID@HOST:PORT,... [--ring ...]\n"
+               "         --rings R1,R2 [--link G:A:B ...] [--gv-interval-us N]\n"
+               "         [--incarnation N] --key-file PATH --groups ... (as above)\n",
                error.c_str());
   std::exit(2);
 }
@@ -119,7 +132,9 @@ void CheckFinished(State& st) {
 
 int main(int argc, char** argv) {
   totem::NodeConfig config;
+  totem::MultiRingNodeConfig multi;
   std::vector<std::string> groups;
+  std::vector<std::string> late_groups;
   std::vector<std::vector<std::string>> targets;
   std::map<std::string, std::vector<totem::NodeId>> expect;
   uint64_t rate = 200;
@@ -148,6 +163,46 @@ int main(int argc, char** argv) {
         config.transport.peers.push_back(p);
         config.ring.members.push_back(p.id);
       }
+    } else if (flag == "--ring") {
+      const std::string spec = value();
+      const size_t colon = spec.find(':');
+      if (colon == std::string::npos) Usage("--ring '" + spec + "' is not R:ID@HOST:PORT,...");
+      totem::MultiRingNodeConfig::LocalRing lr;
+      lr.ring = static_cast<uint32_t>(ParseU64("--ring number", spec.substr(0, colon)));
+      for (const std::string& item : Split(spec.substr(colon + 1), ',')) {
+        const size_t at = item.find('@');
+        const size_t pc = item.rfind(':');
+        if (at == std::string::npos || pc == std::string::npos || pc < at) {
+          Usage("--ring entry '" + item + "' is not ID@HOST:PORT");
+        }
+        totem::Peer p;
+        p.id = static_cast<totem::NodeId>(ParseU64("--ring id", item.substr(0, at)));
+        p.host = item.substr(at + 1, pc - at - 1);
+        p.port = static_cast<uint16_t>(ParseU64("--ring port", item.substr(pc + 1)));
+        lr.node.transport.peers.push_back(p);
+        lr.node.ring.members.push_back(p.id);
+      }
+      if (lr.node.transport.peers.empty()) Usage("--ring " + spec + " has no processors");
+      multi.local.push_back(lr);
+    } else if (flag == "--rings") {
+      for (const std::string& r : Split(value(), ',')) {
+        multi.rings.push_back(static_cast<uint32_t>(ParseU64("--rings", r)));
+      }
+    } else if (flag == "--link") {
+      const std::vector<std::string> parts = Split(value(), ':');
+      if (parts.size() != 3) Usage("--link needs G:A:B");
+      totem::core::GatewayLink l;
+      l.gateway = static_cast<totem::NodeId>(ParseU64("--link gateway", parts[0]));
+      l.ring_a = static_cast<uint32_t>(ParseU64("--link ring", parts[1]));
+      l.ring_b = static_cast<uint32_t>(ParseU64("--link ring", parts[2]));
+      multi.links.push_back(l);
+    } else if (flag == "--gv-interval-us") {
+      multi.guarantee_interval_us = ParseU64(flag, value());
+      if (multi.guarantee_interval_us == 0) Usage("--gv-interval-us must be > 0");
+    } else if (flag == "--incarnation") {
+      multi.incarnation = static_cast<uint32_t>(ParseU64(flag, value()));
+    } else if (flag == "--late-groups") {
+      late_groups = Split(value(), ',');
     } else if (flag == "--key-file") {
       key_file = value();
     } else if (flag == "--groups") {
@@ -176,18 +231,26 @@ int main(int argc, char** argv) {
     }
   }
   if (config.ring.node_id == totem::kNoNode) Usage("--id is required (and not 0)");
-  if (config.transport.peers.empty()) Usage("--peers is required");
+  const bool multi_ring = !multi.local.empty();
+  if (multi_ring && !config.transport.peers.empty()) Usage("--peers and --ring exclude each other");
+  if (!multi_ring && config.transport.peers.empty()) Usage("--peers or --ring is required");
+  if (multi_ring && multi.rings.empty()) Usage("--rings is required with --ring");
   if (key_file.empty()) Usage("--key-file is required");
   if (groups.empty()) Usage("--groups is required");
   totem::StatusOr<std::string> key = totem::ReadKeyFile(key_file);
   if (!key.ok()) Usage(key.status().ToString());
   config.transport.key = key.value();
+  for (totem::MultiRingNodeConfig::LocalRing& lr : multi.local) {
+    lr.node.ring.node_id = config.ring.node_id;
+    lr.node.transport.key = key.value();
+  }
 
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGUSR1);
+  sigaddset(&signals, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   State st;
@@ -239,7 +302,8 @@ int main(int argc, char** argv) {
   };
 
   totem::StatusOr<std::unique_ptr<totem::GroupNode>> started =
-      totem::GroupNode::Start(config, std::move(cb));
+      multi_ring ? totem::GroupNode::StartMultiRing(multi, std::move(cb))
+                 : totem::GroupNode::Start(config, std::move(cb));
   if (!started.ok()) {
     std::fprintf(stderr, "totem-group-node: cannot start: %s\n",
                  started.status().ToString().c_str());
@@ -252,6 +316,16 @@ int main(int argc, char** argv) {
     int sig = 0;
     while (sigwait(&signals, &sig) == 0) {
       if (exiting) return;
+      if (sig == SIGUSR2) {
+        for (const std::string& g : late_groups) {
+          const totem::Status s = node->Join(g);
+          if (!s.ok())
+            std::fprintf(stderr, "totem-group-node: join %s: %s\n", g.c_str(),
+                         s.ToString().c_str());
+        }
+        late_groups.clear();
+        continue;
+      }
       std::lock_guard<std::mutex> lock(st.mu);
       if (sig == SIGUSR1) {
         st.stop_sending = true;
@@ -335,9 +409,16 @@ int main(int argc, char** argv) {
                  static_cast<unsigned long long>(st.order_errors), st.first_error.c_str());
     exit_code = 4;
   }
-  std::printf("FINISHED node=%u delivered=%llu %s\n", self,
+  std::string layer;
+  if (multi_ring) {
+    const totem::core::MultiRingCounters mc = node->GetMultiRingCounters();
+    layer = " mring_stubs_forwarded=" + std::to_string(mc.stubs_forwarded) +
+            " mring_filtered_skipped=" + std::to_string(mc.filtered_skipped) +
+            " mring_forwarded=" + std::to_string(mc.forwarded);
+  }
+  std::printf("FINISHED node=%u delivered=%llu %s%s\n", self,
               static_cast<unsigned long long>(st.delivered),
-              node->GetGroupCounters().ToString().c_str());
+              node->GetGroupCounters().ToString().c_str(), layer.c_str());
   std::fflush(stdout);
   if (st.log != nullptr) std::fclose(st.log);
   return exit_code;

@@ -5,6 +5,21 @@
 // across intersecting groups. The protocol is in totem/core/process_groups.h;
 // the data types and limits in totem/group_types.h.
 //
+// Over the multiple-ring network (StartMultiRing): the same layer runs on
+// the EVS stream of the global configurations (core/global_evs.h; sender =
+// the message's origin), so the contract below holds across every ring, with
+// "ring configuration" read as "global configuration". Multicasts are
+// routed: gateways forward the payload only toward rings with a member of
+// an addressed group (core/group_routing.h states exactly what that
+// guarantees: a member whose join the sender had not delivered yet, on a
+// ring with no other member, can miss the sender's multicasts until then).
+// The multiple-ring layer may drop messages around a ring's configuration
+// change (multi_ring.h, "Deliberate limits"), a processor's own included, so
+// the node re-submits, at each new global configuration, the joins and
+// leaves of this node that its ordered state does not show yet; multicasts
+// are not re-sent. Deliveries before this processor's first global
+// configuration carry config_id {}.
+//
 // Contract:
 //  - Every processor of the ring must run a GroupNode: after each
 //    configuration change every member sends a state message, and group
@@ -43,6 +58,7 @@
 #include "totem/config.h"
 #include "totem/counters.h"
 #include "totem/group_types.h"
+#include "totem/multi_ring_node.h"
 #include "totem/node.h"
 #include "totem/status.h"
 #include "totem/types.h"
@@ -64,6 +80,13 @@ class GroupNode {
   // below the largest group state message (kMaxGroupSyncBytes in core).
   static StatusOr<std::unique_ptr<GroupNode>> Start(const NodeConfig& config,
                                                     GroupCallbacks callbacks);
+  // Starts a MultiRingNode (see MultiRingNode::Start) with the group layer on
+  // top; on_configuration gets the global configurations as EVS events.
+  // Every processor of every ring must run one. Besides MultiRingNode's
+  // errors: kInvalidArgument if a local ring's max_message_bytes is below
+  // the largest group state message plus the multiple-ring envelope.
+  static StatusOr<std::unique_ptr<GroupNode>> StartMultiRing(const MultiRingNodeConfig& config,
+                                                             GroupCallbacks callbacks);
   virtual ~GroupNode() = default;
 
   virtual Status Join(std::string_view group) = 0;
@@ -79,7 +102,10 @@ class GroupNode {
   // True while group traffic is held for a configuration's state exchange.
   virtual bool Syncing() const = 0;
   virtual GroupCounters GetGroupCounters() const = 0;
+  // Single ring: the ring's counters; multiple rings: the first local ring's.
   virtual Counters GetCounters() const = 0;
+  // The multiple-ring layer's counters (all zero on a single ring).
+  virtual core::MultiRingCounters GetMultiRingCounters() const = 0;
   virtual ConfigurationView CurrentConfiguration() const = 0;
   virtual void Stop() = 0;
 };
