@@ -5,7 +5,9 @@
 // totem_wire: one frame of each type and a 3-node ring forming and ordering
 // a few messages as node 2 receives it; repl_engine: what engine 1 sees of
 // a 3-node cluster bootstrapping, ordering ops and a laggard catching up;
-// op_proto / grpc_validate: typical etcd requests.
+// op_proto / grpc_validate: typical etcd requests; multi_ring: what gateway
+// node 5 sees of a network of three rings forming, ordering messages and
+// losing a gateway, and its view table.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -22,8 +24,11 @@
 #include "kvstore/ops.pb.h"
 #include "kvstore/replication.h"
 #include "kvstore/sim/in_memory_storage.h"
+#include "mring_input.h"
 #include "repl_input.h"
 #include "totem/config.h"
+#include "totem/core/global_view.h"
+#include "totem/core/multi_ring.h"
 #include "totem/core/output.h"
 #include "totem/core/single_ring.h"
 #include "totem/core/wire.h"
@@ -310,6 +315,190 @@ void OpProto(const fs::path& op_dir, const fs::path& grpc_dir) {
   std::printf("op_proto, grpc_validate: written\n");
 }
 
+// ---- multi_ring -----------------------------------------------------------
+
+// A perfect network of rings for MultiRing cores: each ring is one FIFO that
+// delivers every frame to all of its members in order.
+struct RingFrame {
+  totem::NodeId sender;
+  std::vector<uint8_t> bytes;
+  totem::Guarantee guarantee;
+};
+
+class MringBus;
+
+class MringNodeOutput final : public totem::core::MultiRingOutput {
+ public:
+  MringNodeOutput(totem::NodeId self, MringBus* bus) : self_(self), bus_(bus) {}
+  void SubmitToRing(totem::core::RingNumber ring, std::span<const uint8_t> bytes,
+                    totem::Guarantee guarantee) override;
+  void Deliver(const totem::core::MultiDelivery&) override { ++delivered; }
+  void DeliverTopology(const totem::core::TopologyEvent&) override {}
+  void SetTimer(uint64_t) override {}
+  size_t delivered = 0;
+
+ private:
+  totem::NodeId self_;
+  MringBus* bus_;
+};
+
+class MringBus {
+ public:
+  MringBus() {
+    Add(1, {1});
+    Add(2, {2});
+    Add(3, {3});
+    Add(5, {1, 2});
+    Add(6, {2, 3});
+  }
+  void Add(totem::NodeId id, std::vector<totem::core::RingNumber> rings) {
+    auto& n = nodes_[id];
+    n.core = std::make_unique<totem::core::MultiRing>(totemkv::fuzz::MringConfig(id, rings));
+    n.out = std::make_unique<MringNodeOutput>(id, this);
+    n.rings = std::move(rings);
+    n.core->Start(now_, *n.out);
+  }
+  void Push(totem::core::RingNumber ring, RingFrame f) { queues_[ring].push_back(std::move(f)); }
+
+  // A regular configuration (preceded by a transitional one if `members`
+  // lost someone) of `ring` at every member.
+  void Configure(totem::core::RingNumber ring, std::vector<totem::NodeId> members, uint8_t seq) {
+    std::vector<totem::NodeId>& old = members_[ring];
+    if (!old.empty()) {
+      totem::ConfigurationEvent t;
+      t.kind = totem::ConfigurationKind::kTransitional;
+      t.id = {old.front(), config_[ring].seq};
+      for (totem::NodeId n : old) {
+        if (std::count(members.begin(), members.end(), n)) t.members.push_back(n);
+      }
+      for (totem::NodeId n : t.members) Event(ring, n, t);
+    }
+    totem::ConfigurationEvent e;
+    e.id = {members.front(), seq};
+    e.members = members;
+    config_[ring] = e.id;
+    old = members;
+    queues_[ring].clear();
+    for (totem::NodeId n : members) Event(ring, n, e);
+  }
+  // Delivers everything queued (and what that submits) on every ring.
+  void Drain() {
+    for (bool any = true; any;) {
+      any = false;
+      for (auto& [ring, q] : queues_) {
+        if (q.empty()) continue;
+        any = true;
+        RingFrame f = std::move(q.front());
+        q.pop_front();
+        for (totem::NodeId n : members_[ring]) {
+          if (n == totemkv::fuzz::kMringSelf) {
+            totemkv::fuzz::EncodeMringDelivery(ring == 1 ? 0 : 1, false,
+                                               f.guarantee == totem::Guarantee::kSafe, f.sender,
+                                               f.bytes, &record);
+          }
+          totem::Delivery d;
+          d.config_id = config_[ring];
+          d.sender = f.sender;
+          d.guarantee = f.guarantee;
+          d.payload = f.bytes;
+          nodes_[n].core->HandleRingDelivery(ring, d, now_, *nodes_[n].out);
+        }
+      }
+    }
+  }
+  void Tick(uint8_t ms) {
+    now_ += static_cast<uint64_t>(ms) * 1000;
+    totemkv::fuzz::EncodeMringTimer(ms, &record);
+    for (auto& [id, n] : nodes_) n.core->HandleTimer(now_, *n.out);
+  }
+  void Submit(totem::NodeId id, const std::string& payload,
+              std::vector<totem::core::RingNumber> destinations, bool safe) {
+    std::span<const uint8_t> p(reinterpret_cast<const uint8_t*>(payload.data()), payload.size());
+    if (id == totemkv::fuzz::kMringSelf) {
+      uint8_t mask = safe ? 0x80 : 0;
+      for (auto r : destinations) mask = static_cast<uint8_t>(mask | (1u << (r - 1)));
+      record.push_back(totemkv::fuzz::kMringSubmit);
+      record.push_back(static_cast<char>(mask));
+      record.push_back(static_cast<char>(payload.size()));
+      record += payload;
+    }
+    auto g = safe ? totem::Guarantee::kSafe : totem::Guarantee::kAgreed;
+    if (!nodes_[id].core->Submit(p, g, destinations, now_, *nodes_[id].out).ok()) std::exit(1);
+  }
+  const totem::core::MultiRing& core(totem::NodeId id) { return *nodes_[id].core; }
+
+  std::string record;  // what node 5 saw, in the fuzz target's format
+
+ private:
+  struct Node {
+    std::unique_ptr<totem::core::MultiRing> core;
+    std::unique_ptr<MringNodeOutput> out;
+    std::vector<totem::core::RingNumber> rings;
+  };
+  void Event(totem::core::RingNumber ring, totem::NodeId n, const totem::ConfigurationEvent& e) {
+    if (n == totemkv::fuzz::kMringSelf) {
+      totemkv::fuzz::EncodeMringConfiguration(ring == 1 ? 0 : 1,
+                                              e.kind == totem::ConfigurationKind::kTransitional,
+                                              static_cast<uint8_t>(e.id.seq), e.members, &record);
+    }
+    nodes_[n].core->HandleRingConfiguration(ring, e, now_, *nodes_[n].out);
+  }
+
+  uint64_t now_ = 1000000;
+  std::map<totem::NodeId, Node> nodes_;
+  std::map<totem::core::RingNumber, std::deque<RingFrame>> queues_;
+  std::map<totem::core::RingNumber, std::vector<totem::NodeId>> members_;
+  std::map<totem::core::RingNumber, totem::ConfigurationId> config_;
+};
+
+void MringNodeOutput::SubmitToRing(totem::core::RingNumber ring, std::span<const uint8_t> bytes,
+                                   totem::Guarantee guarantee) {
+  bus_->Push(ring, {self_, {bytes.begin(), bytes.end()}, guarantee});
+}
+
+void MultiRingSeeds(const fs::path& dir) {
+  MringBus bus;
+  bus.Configure(1, {1, 5}, 1);
+  bus.Configure(2, {2, 5, 6}, 1);
+  bus.Configure(3, {3, 6}, 1);
+  bus.Drain();
+  for (int round = 0; round < 6; ++round) {
+    bus.Submit(1, "from ring 1 #" + std::to_string(round), {}, round % 2 == 0);
+    bus.Submit(3, "to ring 2 #" + std::to_string(round), {2}, false);
+    bus.Submit(5, "gateway #" + std::to_string(round), {3}, round % 3 == 0);
+    bus.Submit(2, "ring 2 only", {2}, true);
+    bus.Drain();
+    bus.Tick(20);
+    bus.Drain();
+  }
+  WriteFile(dir, "formed", bus.record);
+  const size_t formed = bus.core(5).counters().delivered;
+  // Gateway 6 leaves ring 2: ring 3 is cut off, then comes back.
+  bus.Configure(2, {2, 5}, 2);
+  bus.Drain();
+  bus.Submit(1, "after the split", {}, true);
+  bus.Drain();
+  bus.Tick(20);
+  bus.Drain();
+  bus.Configure(2, {2, 5, 6}, 3);
+  bus.Drain();
+  bus.Submit(3, "after the heal", {1}, false);
+  bus.Drain();
+  bus.Tick(20);
+  bus.Drain();
+  bus.Tick(20);
+  bus.Drain();
+  WriteFile(dir, "split_heal", bus.record);
+
+  std::vector<uint8_t> table;
+  totem::core::Writer w(table);
+  totem::core::EncodeViewTable(bus.core(5).view(), w);
+  WriteFile(dir, "view_table", std::string(table.begin(), table.end()));
+  std::printf("multi_ring: node 5 delivered %zu then %zu, %zu record bytes, view of %zu rings\n",
+              formed, static_cast<size_t>(bus.core(5).counters().delivered), bus.record.size(),
+              bus.core(5).view().size());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -321,5 +510,6 @@ int main(int argc, char** argv) {
   TotemWire(root / "totem_wire");
   ReplEngine(root / "repl_engine");
   OpProto(root / "op_proto", root / "grpc_validate");
+  MultiRingSeeds(root / "multi_ring");
   return 0;
 }

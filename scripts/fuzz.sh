@@ -6,11 +6,11 @@
 # saved as <dir>/artifacts/<target>-crash-*: fix the bug, then copy the
 # input to fuzz/regressions/<target>/ (the regular build's ctest replays it).
 #
-#   ./scripts/fuzz.sh                     every target, 25 s each
+#   ./scripts/fuzz.sh                     every target, 20 s each
 #   ./scripts/fuzz.sh --time 300 op_proto one target, 5 min
 #
 # Options:
-#   --time S      seconds per target (default 25, or $FUZZ_TIME_S)
+#   --time S      seconds per target (default 20, or $FUZZ_TIME_S)
 #   --dir DIR     build directory (default build-fuzz)
 #   --no-build    use the binaries already in DIR/bin
 # Environment: BUILD_JOBS (compile jobs), FUZZ_ARGS (more libFuzzer flags).
@@ -20,8 +20,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { printf 'fuzz: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-all_targets=(totem_wire repl_engine op_proto grpc_validate)
-time_s="${FUZZ_TIME_S:-25}"
+all_targets=(totem_wire repl_engine op_proto grpc_validate multi_ring)
+time_s="${FUZZ_TIME_S:-20}"
 dir=build-fuzz
 build=1
 targets=()

@@ -16,7 +16,7 @@
 #
 # Environment: TEST_JOBS (ctest -j, default 2), BUILD_JOBS (compile jobs,
 # default nproc), TEST_TIMEOUT_S (default per-test timeout, default 600),
-# FUZZ_TIME_S (seconds per fuzz target, default 20).
+# FUZZ_TIME_S (seconds per fuzz target, default 16).
 # Exits non-zero if any phase fails; the last lines are a summary.
 set -euo pipefail
 
@@ -145,7 +145,7 @@ fi
 # libFuzzer targets (fuzz/): clang build of only their dependencies, then
 # each target for FUZZ_TIME_S from its seed corpus and regressions.
 if ((fuzz)); then
-  run_phase fuzz ./scripts/fuzz.sh --dir build-fuzz --time "${FUZZ_TIME_S:-20}" || true
+  run_phase fuzz ./scripts/fuzz.sh --dir build-fuzz --time "${FUZZ_TIME_S:-16}" || true
 fi
 
 finish

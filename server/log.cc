@@ -202,6 +202,10 @@ const char* EventName(Event event) {
       return "shutdown";
     case Event::kStopped:
       return "stopped";
+    case Event::kStateTransferStarted:
+      return "state_transfer_started";
+    case Event::kStateTransferFinished:
+      return "state_transfer_finished";
   }
   return "unknown";
 }

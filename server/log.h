@@ -50,9 +50,13 @@ enum class Event : uint8_t {
   kStartupFailed,      // error: cannot start (data dir, store, listen); exits
   kShutdown,           // info: stop signal received
   kStopped,            // info: clean exit
+  // info: log catch-up or snapshot transfer begun (this member donor or receiver)
+  kStateTransferStarted,
+  // info: the transfer ended with the exchange (completed or interrupted)
+  kStateTransferFinished,
 };
 // The last enumerator (tests walk 0..kLastEvent); move it when appending.
-inline constexpr Event kLastEvent = Event::kStopped;
+inline constexpr Event kLastEvent = Event::kStateTransferFinished;
 const char* EventName(Event event);
 
 // One key=value field. Numbers and booleans are JSON numbers / literals;

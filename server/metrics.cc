@@ -258,6 +258,37 @@ std::string RenderMetrics(const Replicator& replicator, const GrpcMetrics* grpc)
          "Time from Totem delivery to the durable apply of the batch holding it.");
   HistogramSamples(&out, "totemkv_apply_latency_seconds", "", replicator.apply_latency().Read());
 
+  // Multiple rings only: the layer's counters (Ordering::LayerCounters,
+  // "mring_*") as one family by counter, the "*_current" ones and the
+  // reachable rings as gauges, the global configurations as their own counter.
+  if (const Ordering::GlobalView global = replicator.GlobalView(); global.multi_ring) {
+    const std::map<std::string, uint64_t> layer = replicator.MultiRingCounters();
+    constexpr std::string_view kMring = "mring_";
+    Family(&out, "totemkv_mring_events_total", "counter",
+           "Multiple-ring layer counters by name (totem/core/multi_ring.h MultiRingCounters).");
+    for (const auto& [name, value] : layer) {
+      if (name.ends_with(kCurrent) || name == "mring_configurations_delivered") continue;
+      Sample(&out, "totemkv_mring_events_total",
+             "counter=\"" + name.substr(name.rfind(kMring, 0) == 0 ? kMring.size() : 0) + "\"",
+             value);
+    }
+    Family(&out, "totemkv_mring_queued", "gauge",
+           "Messages accepted by the multiple-ring layer and waiting for delivery.");
+    Sample(&out, "totemkv_mring_queued", "",
+           layer.count("mring_queued_current") ? layer.at("mring_queued_current") : 0);
+    Family(&out, "totemkv_mring_local_rings", "gauge", "Rings this member is on (2+: a gateway).");
+    Sample(&out, "totemkv_mring_local_rings", "", global.local_rings.size());
+    Family(&out, "totemkv_mring_reachable_rings", "gauge",
+           "Rings this member waits for (reachable over live gateways), its own included.");
+    Sample(&out, "totemkv_mring_reachable_rings", "", global.reachable_rings.size());
+    Family(&out, "totemkv_global_configurations_total", "counter",
+           "Global configurations (across rings) delivered since start.");
+    Sample(&out, "totemkv_global_configurations_total", "",
+           layer.count("mring_configurations_delivered")
+               ? layer.at("mring_configurations_delivered")
+               : 0);
+  }
+
   if (grpc != nullptr) grpc->Render(&out);
   return out;
 }

@@ -6,8 +6,11 @@
 //  - RenderMetrics: the ring (state, members, ring seq, token rotation),
 //    every totem::Counters field (drops as one family by reason), the
 //    replication engine (role, primary), the store (revision, applied
-//    index, Replicator::StoreCounters), the apply latency histogram, and
-//    the gRPC metrics. Every family has HELP and TYPE lines.
+//    index, Replicator::StoreCounters), the apply latency histogram, the
+//    multiple-ring layer with several rings (totemkv_mring_events_total by
+//    counter, queued, local and reachable rings,
+//    totemkv_global_configurations_total), and the gRPC metrics. Every
+//    family has HELP and TYPE lines.
 //  - MetricsServer: a small Boost.Beast HTTP/1.1 server on its own thread:
 //    GET /metrics answers the rendered text, GET /health "ok"; anything
 //    else 404 (405 for a method other than GET/HEAD). Each connection has

@@ -364,7 +364,8 @@ void Replicator::ApplyLoop() {
 
 void Replicator::RunEngine(std::vector<::kvstore::repl::Input>& inputs) {
   ::kvstore::repl::Effects fx;
-  const uint64_t installs_before = engine_->counters().snapshots_installed;
+  const ::kvstore::repl::EngineCounters before = engine_->counters();
+  const uint64_t installs_before = before.snapshots_installed;
   Status s = engine_->Step(inputs, &fx);
   if (!s.ok()) {
     // A replica that cannot store the total order must not go on serving
@@ -388,6 +389,7 @@ void Replicator::RunEngine(std::vector<::kvstore::repl::Input>& inputs) {
     status_.configured = engine_->configured();
     status_.counters = engine_->counters();
   }
+  LogStateTransfer(before, fx.role_changed);
   if (fx.role_changed) {
     const ::kvstore::repl::Role role = engine_->role();
     const bool primary = role == ::kvstore::repl::Role::kPrimary;
@@ -419,6 +421,46 @@ void Replicator::RunEngine(std::vector<::kvstore::repl::Input>& inputs) {
         Unavailable("totemkv: " + rj.message + "; retrying with the same op id is safe");
     Complete(rj.op_id, std::move(failed));
   }
+}
+
+void Replicator::LogStateTransfer(const ::kvstore::repl::EngineCounters& before,
+                                  bool role_changed) {
+  const ::kvstore::repl::EngineCounters& now = engine_->counters();
+  const bool sent_log = now.transfer_ops_sent > before.transfer_ops_sent;
+  const bool sent_snapshot = now.snapshot_chunks_sent > before.snapshot_chunks_sent;
+  // A receiver sees a snapshot only once it is installed (the engine counts
+  // no chunks received), log catch-up as each transferred op is applied.
+  const bool got_log = now.transfer_ops_applied > before.transfer_ops_applied;
+  const bool got_snapshot = now.snapshots_installed > before.snapshots_installed;
+  TransferLog& t = transfer_log_;
+  if (!t.active && (sent_log || sent_snapshot || got_log || got_snapshot)) {
+    t.active = true;
+    t.donor = sent_log || sent_snapshot;
+    t.snapshot = sent_snapshot || got_snapshot;
+    t.start = before;
+    t.started = std::chrono::steady_clock::now();
+    LogInfo(Event::kStateTransferStarted, {{"role", t.donor ? "donor" : "receiver"},
+                                           {"kind", t.snapshot ? "snapshot" : "log"},
+                                           {"global_index", engine_->meta().green}});
+  } else if (t.active) {
+    t.snapshot = t.snapshot || sent_snapshot || got_snapshot;
+  }
+  if (!t.active || !role_changed) return;
+  const ::kvstore::repl::Role role = engine_->role();
+  if (role == ::kvstore::repl::Role::kExchanging) return;  // still under way
+  t.active = false;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t.started)
+                      .count();
+  LogInfo(Event::kStateTransferFinished,
+          {{"role", t.donor ? "donor" : "receiver"},
+           {"kind", t.snapshot ? "snapshot" : "log"},
+           {"outcome", role == ::kvstore::repl::Role::kPrimary ? "completed" : "interrupted"},
+           {"ops", t.donor ? now.transfer_ops_sent - t.start.transfer_ops_sent
+                           : now.transfer_ops_applied - t.start.transfer_ops_applied},
+           {"snapshot_chunks", now.snapshot_chunks_sent - t.start.snapshot_chunks_sent},
+           {"global_index", engine_->meta().green},
+           {"duration_ms", static_cast<int64_t>(ms)}});
 }
 
 void Replicator::FlushOutbox() {

@@ -190,6 +190,9 @@ class Replicator {
   void Enqueue(::kvstore::repl::Input input);
   void ApplyLoop();
   void RunEngine(std::vector<::kvstore::repl::Input>& inputs);
+  // After a step: logs state_transfer_started / _finished (see transfer_log_)
+  // from the engine's counters before the step.
+  void LogStateTransfer(const ::kvstore::repl::EngineCounters& before, bool role_changed);
   void FlushOutbox();
   void Complete(const OpId& id, ::kvstore::OpResult result);
   totem::StatusOr<::kvstore::OpResult> Submit(::kvstore::repl::OpRecord record,
@@ -237,6 +240,18 @@ class Replicator {
   // The engine's role after the last step was kPrimary (engine thread
   // only): tells primary_lost from other role changes in the log.
   bool was_primary_ = false;
+  // A state transfer (log catch-up or snapshot) this member takes part in,
+  // as the engine's transfer counters show it (engine thread only): logged
+  // as state_transfer_started when they first move, state_transfer_finished
+  // at the next role change (the exchange ended).
+  struct TransferLog {
+    bool active = false;
+    bool donor = false;
+    bool snapshot = false;
+    ::kvstore::repl::EngineCounters start;
+    std::chrono::steady_clock::time_point started;
+  };
+  TransferLog transfer_log_;
 
   std::atomic<uint64_t> ops_proposed_{0};
   std::atomic<uint64_t> proposals_failed_{0};
