@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
@@ -59,6 +60,28 @@ inline Stats Summarize(std::vector<double> v) {
   s.max = v.back();
   s.median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
   return s;
+}
+
+// Latency percentiles of samples in nanoseconds, reported in µs (NaN when
+// there are no samples).
+struct Percentiles {
+  double p50_us = NAN;
+  double p99_us = NAN;
+  size_t samples = 0;
+};
+
+inline Percentiles ComputePercentiles(std::vector<int64_t> ns) {
+  Percentiles p;
+  p.samples = ns.size();
+  if (ns.empty()) return p;
+  std::sort(ns.begin(), ns.end());
+  auto at = [&ns](double q) {
+    const size_t i = static_cast<size_t>(q * static_cast<double>(ns.size()));
+    return static_cast<double>(ns[std::min(i, ns.size() - 1)]) / 1000.0;
+  };
+  p.p50_us = at(0.50);
+  p.p99_us = at(0.99);
+  return p;
 }
 
 // The 1-minute load average (-1 if unknown): printed next to timings.

@@ -68,8 +68,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using core::RingNumber;
+using totemkv::bench::ComputePercentiles;
 using totemkv::bench::LoadAverage1;
 using totemkv::bench::ParseUint;
+using totemkv::bench::Percentiles;
 using totemkv::bench::WaitUntil;
 
 int64_t NowNs() {
@@ -199,26 +201,6 @@ bool ParseOptions(int argc, char** argv, Options* o) {
     }
   }
   return true;
-}
-
-struct Percentiles {
-  double p50_us = NAN;
-  double p99_us = NAN;
-  size_t samples = 0;
-};
-
-Percentiles ComputePercentiles(std::vector<int64_t> ns) {
-  Percentiles p;
-  p.samples = ns.size();
-  if (ns.empty()) return p;
-  std::sort(ns.begin(), ns.end());
-  auto at = [&ns](double q) {
-    const size_t i = static_cast<size_t>(q * static_cast<double>(ns.size()));
-    return static_cast<double>(ns[std::min(i, ns.size() - 1)]) / 1000.0;
-  };
-  p.p50_us = at(0.50);
-  p.p99_us = at(0.99);
-  return p;
 }
 
 // `count` distinct free UDP ports on 127.0.0.1 (bound together, then closed).

@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.h"
 #include "failover.h"
 #include "multi_ring_bench.h"
 #include "totem/config.h"
@@ -52,6 +53,8 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using totemkv::bench::ComputePercentiles;
+using totemkv::bench::Percentiles;
 
 // On-wire sizes the raw yardstick mirrors (see totem/core/wire.h): a data
 // frame's header and fixed body, each chunk's header, the extra total length
@@ -240,26 +243,6 @@ std::optional<Options> ParseOptions(int argc, char** argv) {
 
 // ---------------------------------------------------------------------------
 // Small helpers.
-
-struct Percentiles {
-  double p50_us = NAN;
-  double p99_us = NAN;
-  size_t samples = 0;
-};
-
-Percentiles ComputePercentiles(std::vector<int64_t> ns) {
-  Percentiles p;
-  p.samples = ns.size();
-  if (ns.empty()) return p;
-  std::sort(ns.begin(), ns.end());
-  auto at = [&ns](double q) {
-    size_t i = static_cast<size_t>(q * static_cast<double>(ns.size()));
-    return static_cast<double>(ns[std::min(i, ns.size() - 1)]) / 1000.0;
-  };
-  p.p50_us = at(0.50);
-  p.p99_us = at(0.99);
-  return p;
-}
 
 uint64_t Mix(uint64_t h, uint64_t x) {
   h ^= x + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);

@@ -42,15 +42,7 @@ constexpr const char* kKeygenBin = TOTEM_KEYGEN_BIN;
 
 // Complete lines of a log, up to a "finished" line.
 std::vector<std::string> Lines(const std::string& path) {
-  const std::string text = ReadFile(path);
-  std::vector<std::string> lines;
-  size_t begin = 0;
-  for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', begin)) {
-    lines.push_back(text.substr(begin, nl - begin));
-    begin = nl + 1;
-    if (lines.back() == "finished") break;
-  }
-  return lines;
+  return testing::CompleteLines(path, "finished");
 }
 
 bool IsMsg(const std::string& l, const std::string& groups) {

@@ -34,18 +34,7 @@ using testing::WaitFor;
 constexpr const char* kGroupNodeBin = TOTEM_GROUP_NODE_BIN;
 constexpr const char* kKeygenBin = TOTEM_KEYGEN_BIN;
 
-// Complete lines of a log (a process killed with SIGKILL may leave half a
-// line at the end).
-std::vector<std::string> Lines(const std::string& path) {
-  const std::string text = ReadFile(path);
-  std::vector<std::string> lines;
-  size_t begin = 0;
-  for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', begin)) {
-    lines.push_back(text.substr(begin, nl - begin));
-    begin = nl + 1;
-  }
-  return lines;
-}
+std::vector<std::string> Lines(const std::string& path) { return testing::CompleteLines(path); }
 
 size_t CountPrefix(const std::vector<std::string>& lines, const std::string& prefix) {
   return static_cast<size_t>(std::count_if(

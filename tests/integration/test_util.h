@@ -112,6 +112,22 @@ inline std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+// The complete lines of a log file (a process killed with SIGKILL may leave
+// half a line at the end, which is left out), up to and including a line
+// equal to `stop_after` if one is given.
+inline std::vector<std::string> CompleteLines(const std::string& path,
+                                              const std::string& stop_after = "") {
+  const std::string text = ReadFile(path);
+  std::vector<std::string> lines;
+  size_t begin = 0;
+  for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', begin)) {
+    lines.push_back(text.substr(begin, nl - begin));
+    begin = nl + 1;
+    if (!stop_after.empty() && lines.back() == stop_after) break;
+  }
+  return lines;
+}
+
 // A child process whose stdout and stderr go to `log_path`.
 class Child {
  public:

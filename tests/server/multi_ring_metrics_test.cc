@@ -20,35 +20,10 @@
 #include <vector>
 
 #include "cluster_harness.h"
+#include "http_get.h"
 
 namespace totemkv::testing {
 namespace {
-
-// GET http://127.0.0.1:port/path (HTTP/1.0); the body, "" without a 200.
-std::string HttpGetBody(uint16_t port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-      char buf[16384];
-      ssize_t n = 0;
-      while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) response.append(buf, n);
-    }
-  }
-  ::close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  if (response.rfind("HTTP/1.1 200", 0) != 0 && response.rfind("HTTP/1.0 200", 0) != 0) return "";
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
 
 // Samples by series ("name{labels}"), and the families with a TYPE line.
 struct Scrape {

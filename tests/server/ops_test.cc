@@ -25,6 +25,7 @@
 #include <sstream>
 
 #include "cluster_harness.h"
+#include "http_get.h"
 
 namespace totemkv::testing {
 namespace {
@@ -60,36 +61,6 @@ bool MakeCertificates(const std::string& dir) {
       "-extfile client.ext -out client.pem\n";
   return totem::testing::RunCommand({"/bin/sh", "-c", script}, dir + "/openssl.log", seconds(30)) ==
          0;
-}
-
-// GET http://127.0.0.1:port/path (HTTP/1.0, so the server closes after
-// answering). {status code (0: no answer), body}.
-std::pair<int, std::string> HttpGet(uint16_t port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return {0, ""};
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-      char buf[16384];
-      ssize_t n = 0;
-      while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) response.append(buf, n);
-    }
-  }
-  ::close(fd);
-  const size_t sp = response.find(' ');
-  const size_t body = response.find("\r\n\r\n");
-  if (response.rfind("HTTP/1.", 0) != 0 || sp == std::string::npos || body == std::string::npos) {
-    return {0, response};
-  }
-  return {std::atoi(response.c_str() + sp + 1), response.substr(body + 4)};
 }
 
 // A parsed Prometheus text exposition; `error` names the first bad line.
