@@ -592,6 +592,143 @@ TEST(MultiRing, RedundantGateway_TakesOverWithoutLossOrDuplicates) {
   EXPECT_EQ(p2.keys, p1.keys);
 }
 
+// Gateway 4 restarts (a new incarnation) and joins ring 1, then ring 2.
+// Ring 2 orders m1 before 4 is on it (4 gets it only as 3's forwarded copy
+// over ring 1) and m2 after: 4 gets m2 directly first, then m1 by the other
+// path. m1 is not a duplicate and nothing past it was delivered, so 4
+// delivers both, in order (it used to drop m1: the filter kept only the
+// highest origin seq per origin).
+TEST(MultiRing, RedundantGateway_RejoinTakesALowerSeqThatCameLaterByAnotherPath) {
+  MultiRingConfig shape;
+  shape.rings = {1, 2};
+  shape.links = {GatewayLink{3, 1, 2}, GatewayLink{4, 1, 2}};
+  Bus bus;
+  Proc p1(bus, 1, {1}, shape), p2(bus, 2, {2}, shape), g3(bus, 3, {1, 2}, shape);
+  MultiRingConfig restarted = shape;
+  restarted.incarnation = 1;
+  Proc g4(bus, 4, {1, 2}, restarted);
+  bus.Configure(1, {&p1, &g3, &g4});
+  bus.Configure(2, {&p2, &g3});
+  for (int i = 0; i < 2; ++i) {
+    bus.Pump();
+    g3.FireTimer();
+    bus.Pump();
+  }
+  p2.Submit("m1");
+  bus.PumpRing(2);  // ring 2 orders m1; 3 forwards it, still queued on ring 1
+  ASSERT_FALSE(bus.queued[1].empty());
+  bus.Configure(2, {&p2, &g3, &g4});  // 4 joins ring 2
+  bus.PumpRing(2);                    // the Sync round
+  p2.Submit("m2");
+  bus.PumpRing(2);  // 4 gets m2 directly ...
+  bus.PumpRing(1);  // ... then m1 by ring 1
+  for (int i = 0; i < 3; ++i) {
+    g3.FireTimer();
+    g4.FireTimer();
+    bus.Pump();
+  }
+  const std::vector<std::string> want = {"m1", "m2"};
+  EXPECT_EQ(p1.data, want);
+  EXPECT_EQ(p2.data, want);
+  EXPECT_EQ(g4.data, want) << g4.mr->BlockedReason();
+  EXPECT_EQ(g4.keys, p1.keys);
+  EXPECT_EQ(g4.mr->counters().reordered_accepted, 1u);
+  EXPECT_EQ(g4.mr->counters().late_dropped, 0u);
+  EXPECT_EQ(g4.mr->counters().dedup_overflow, 0u);
+  // Copies that came again are still dropped as duplicates.
+  EXPECT_GT(g4.mr->counters().duplicates_dropped, 0u);
+}
+
+// The rejoin of RedundantGateway_RejoinTakes... up to m2, with the frames
+// ring 1 had queued when 4 joined ring 2 (3's forwarded copy of m1) held
+// aside, and then 4 sends x on ring 1: stamped past m2 (4 accepted m2), so
+// ring 1's guarantee passes m2 before m1 comes by ring 1.
+class RejoinTest : public ::testing::Test {
+ protected:
+  static MultiRingConfig Shape(uint32_t incarnation) {
+    MultiRingConfig c;
+    c.rings = {1, 2};
+    c.links = {GatewayLink{3, 1, 2}, GatewayLink{4, 1, 2}};
+    c.incarnation = incarnation;
+    return c;
+  }
+  void SetUp() override {
+    bus.Configure(1, {&p1, &g3, &g4});
+    bus.Configure(2, {&p2, &g3});
+    for (int i = 0; i < 2; ++i) {
+      bus.Pump();
+      g3.FireTimer();
+      bus.Pump();
+    }
+    p2.Submit("m1");
+    bus.PumpRing(2);
+    held = std::move(bus.queued[1]);
+    bus.queued[1].clear();
+    ASSERT_FALSE(held.empty());
+    bus.Configure(2, {&p2, &g3, &g4});
+    bus.PumpRing(2);
+    p2.Submit("m2");
+    bus.PumpRing(2);
+    rest = std::move(bus.queued[1]);
+    bus.queued[1].clear();
+    g4.Submit("x");
+    ASSERT_EQ(bus.queued[1].size(), 1u);
+    bus.PumpRing(1);  // x first on ring 1 (it may order the senders so)
+  }
+  // Ring 1 then orders the held frames, then the rest (3's own frames in
+  // the order 3 sent them).
+  void Release() {
+    for (Bus::Frame& f : held) bus.queued[1].push_back(std::move(f));
+    for (Bus::Frame& f : rest) bus.queued[1].push_back(std::move(f));
+    held.clear();
+    rest.clear();
+    for (int i = 0; i < 3; ++i) {
+      bus.Pump();
+      g3.FireTimer();
+      g4.FireTimer();
+    }
+    bus.Pump();
+  }
+  Bus bus;
+  Proc p1{bus, 1, {1}, Shape(0)};
+  Proc p2{bus, 2, {2}, Shape(0)};
+  Proc g3{bus, 3, {1, 2}, Shape(0)};
+  Proc g4{bus, 4, {1, 2}, Shape(1)};  // restarted: a new incarnation
+  std::deque<Bus::Frame> held, rest;
+};
+
+// 4 joined ring 2 and has m2 directly: it holds back what is above ring 2's
+// messages in ring 1's stream until that stream passes the join's sync
+// floor, so m1 (ordered on ring 2 before 4 joined) is not passed by.
+TEST_F(RejoinTest, JoinHold_WaitsForTheOtherPathThenDeliversBothInOrder) {
+  EXPECT_TRUE(g4.data.empty());
+  EXPECT_NE(g4.mr->BlockedReason().find("join hold of ring 2"), std::string::npos)
+      << g4.mr->BlockedReason();
+  Release();
+  ASSERT_GE(g4.data.size(), 2u) << g4.mr->BlockedReason();
+  EXPECT_EQ(std::vector<std::string>(g4.data.begin(), g4.data.begin() + 2),
+            (std::vector<std::string>{"m1", "m2"}));
+  EXPECT_EQ(g4.mr->counters().late_dropped, 0u);
+  EXPECT_EQ(g4.mr->counters().join_holds_expired, 0u);
+  EXPECT_EQ(p1.data, g4.data);
+  EXPECT_EQ(p1.keys, g4.keys);
+}
+
+// No other path carries ring 2's messages for 8 guarantee intervals: the
+// hold ends, 4 delivers m2, and m1, coming later by ring 1, is late
+// (counted), never delivered out of order.
+TEST_F(RejoinTest, JoinHold_ExpiresWithoutAnOtherPathThenALaterLowerCopyIsLate) {
+  for (int i = 0; i < 7; ++i) g4.FireTimer();  // its frames stay queued
+  EXPECT_TRUE(g4.data.empty());
+  g4.FireTimer();
+  EXPECT_GE(g4.mr->counters().join_holds_expired, 1u);
+  ASSERT_EQ(g4.data, std::vector<std::string>{"m2"}) << g4.mr->BlockedReason();
+  Release();
+  for (size_t i = 1; i < g4.keys.size(); ++i) EXPECT_LT(g4.keys[i - 1], g4.keys[i]);
+  EXPECT_EQ(std::count(g4.data.begin(), g4.data.end(), "m1"), 0);
+  EXPECT_GE(g4.mr->counters().late_dropped, 1u);
+}
+
 // A chain 1 - 2 - 3: processors 1, 2, 3 on rings 1, 2, 3; gateway 4
 // joins rings 1 and 2, gateway 5 rings 2 and 3.
 class ChainTest : public ::testing::Test {

@@ -38,6 +38,8 @@ constexpr size_t kEnvelopeBytes = 36;
 constexpr size_t kMaxVectorEntries = 4096;
 constexpr size_t kMaxTopologyGateways = 1024;
 constexpr size_t kMaxRetained = 1u << 16;  // per source ring
+constexpr size_t kMaxAcceptedIds = 4096;   // duplicate filter, per source ring and origin
+constexpr uint32_t kJoinHoldTimers = 8;    // guarantee intervals a join hold lasts at most
 constexpr uint8_t kResyncKind = 3;         // topology kind of a Resync (internal)
 constexpr uint32_t kResyncRetryVectors = 16;
 constexpr uint8_t kDataStub = 1;  // data flags bit: no payload
@@ -305,6 +307,13 @@ void MultiRing::HandleRingConfiguration(RingNumber ring, const ConfigurationEven
     counters_.unsynced_dropped += lr.held.size();
     lr.held.clear();
   }
+  // Members this processor was not in a configuration with on this ring
+  // (or its first configuration): the ring ordered messages it may get only
+  // by other paths (see the join hold in multi_ring.h).
+  lr.joining =
+      lr.members.empty() || std::any_of(event.members.begin(), event.members.end(), [&](NodeId m) {
+        return !std::binary_search(lr.members.begin(), lr.members.end(), m);
+      });
   lr.config = event.id;
   lr.members = event.members;
   lr.regular = true;
@@ -386,6 +395,11 @@ void MultiRing::HandleRingDelivery(RingNumber ring, const Delivery& delivery, ui
       if (lr.sync_from.size() == lr.members.size()) {
         lr.state = SyncState::kStamping;
         lr.prev_eff = lr.sync_floor;
+        if (lr.joining && is_gateway()) {
+          lr.join_hold = true;
+          lr.join_floor = lr.sync_floor;
+          lr.join_hold_timers = 0;
+        }
         StampHeld(index, out);
       }
       return;
@@ -491,31 +505,44 @@ void MultiRing::Accept(int index, Envelope& env, std::span<const uint8_t> body, 
   uint64_t& seen = lr.seen[env.source_ring];
   seen = std::max(seen, env.effective);
   const MessageKey key = env.Key();
-  auto [hs, fresh] = highest_seq_.try_emplace({env.source_ring, env.origin}, env.origin_seq);
-  if (!fresh) {
-    if (env.origin_seq <= hs->second) {
-      counters_.duplicates_dropped++;
-      auto q = queue_.find(key);
-      if (safe && q != queue_.end()) q->second.safe_on |= 1ull << index;
-      DataBody data;
-      if (q != queue_.end() && q->second.stub_at_destination && env.type == Type::kData &&
-          DecodeDataBody(body, data) && !data.stub) {
-        // A full copy of a message for this processor that reached it as a
-        // stub first (another path of the tree): it is delivered after all.
-        q->second.payload.assign(data.payload.begin(), data.payload.end());
-        q->second.stub_at_destination = false;
-        q->second.skip = false;
-      }
-      return;
-    }
-    hs->second = env.origin_seq;
-  }
-  clock_ = std::max(clock_, env.effective);
+  // Only exact copies are duplicates: one origin's messages can reach this
+  // processor out of origin order by two paths (a redundant gateway's or a
+  // cycle's, while a gateway (re)joins), so an unseen lower seq is taken.
   auto src = sources_.find(env.source_ring);
-  if (src == sources_.end()) {
+  if (src == sources_.end()) {  // not a configured ring
     counters_.malformed_dropped++;
     return;
   }
+  AcceptedIds& ids = accepted_[{env.source_ring, env.origin}];
+  if (env.origin_seq <= ids.floor || ids.above.count(env.origin_seq) != 0) {
+    counters_.duplicates_dropped++;
+    auto q = queue_.find(key);
+    if (safe && q != queue_.end()) q->second.safe_on |= 1ull << index;
+    DataBody data;
+    if (q != queue_.end() && q->second.stub_at_destination && env.type == Type::kData &&
+        DecodeDataBody(body, data) && !data.stub) {
+      // A full copy of a message for this processor that reached it as a
+      // stub first (another path of the tree): it is delivered after all.
+      q->second.payload.assign(data.payload.begin(), data.payload.end());
+      q->second.stub_at_destination = false;
+      q->second.skip = false;
+    }
+    return;
+  }
+  ids.above.emplace(env.origin_seq, env.effective);
+  // Forget the ids delivered past (a copy of one, or an unseen id below
+  // one, would be late anyway: one origin's messages are stamped in seq
+  // order on their source ring) and, past the cap, the lowest (counted).
+  while (!ids.above.empty()) {
+    auto first = ids.above.begin();
+    const MessageKey k{first->second, env.source_ring, env.origin, first->first};
+    const bool passed = delivered_any_ && k <= last_delivered_;
+    if (!passed && ids.above.size() <= kMaxAcceptedIds) break;
+    if (!passed) counters_.dedup_overflow++;
+    ids.floor = first->first;
+    ids.above.erase(first);
+  }
+  clock_ = std::max(clock_, env.effective);
   // Decode the control bodies first: what they say about the topology is
   // taken even from a ring this processor does not wait for (that is how a
   // cut-off part of the graph is found again).
@@ -611,12 +638,20 @@ void MultiRing::Accept(int index, Envelope& env, std::span<const uint8_t> body, 
   // (in key order, like any other) as long as they are not late.
   Source& s = src->second;
   if (!s.reachable) counters_.unreachable_accepted++;
-  if ((delivered_any_ && key <= last_delivered_) || (s.have_guarantee && key <= s.guarantee)) {
+  if (delivered_any_ && key <= last_delivered_) {
     counters_.late_dropped++;
     return;
   }
-  s.guarantee = key;
-  s.have_guarantee = true;
+  if (s.have_guarantee && key <= s.guarantee) {
+    // Not a duplicate, but below a later message of its source that came
+    // first by another path (per path, a ring's messages come in order;
+    // across paths they need not). Nothing at or above its key was
+    // delivered, so it still goes in key order; the guarantee stays.
+    counters_.reordered_accepted++;
+  } else {
+    s.guarantee = key;
+    s.have_guarantee = true;
+  }
   if (tree_changed_) {
     tree_changed_ = false;
     if (is_gateway()) TakeOverTreeEdges(out);
@@ -829,9 +864,42 @@ bool MultiRing::SafeEverywhere(const MessageKey& key, const Entry& e) const {
   return true;
 }
 
+uint64_t MultiRing::OtherPaths(const LocalRing& lr) const {
+  uint64_t other = 0;
+  for (const LocalRing& o : local_) {
+    if (o.ring == lr.ring) continue;
+    auto t = o.seen.find(lr.ring);
+    if (t != o.seen.end()) other = std::max(other, t->second);
+  }
+  return other;
+}
+
+bool MultiRing::JoinHeld(const MessageKey& key) {
+  for (LocalRing& lr : local_) {
+    if (!lr.join_hold) continue;
+    const uint64_t other = OtherPaths(lr);
+    if (other >= lr.join_floor) {
+      lr.join_hold = false;  // the other paths caught up with the join
+      continue;
+    }
+    // Source lr.ring's messages up to `other` came by the other paths; a
+    // lower one than the join floor may still come that way.
+    if (MessageKey{other, lr.ring, UINT32_MAX, UINT64_MAX} < key) return true;
+  }
+  return false;
+}
+
 std::string MultiRing::BlockedReason() const {
   if (queue_.empty()) return "";
   const auto& [key, entry] = *queue_.begin();
+  for (const LocalRing& lr : local_) {
+    if (!lr.join_hold) continue;
+    const uint64_t other = OtherPaths(lr);
+    if (other < lr.join_floor && MessageKey{other, lr.ring, UINT32_MAX, UINT64_MAX} < key) {
+      return "join hold of ring " + std::to_string(lr.ring) + " (other paths at " +
+             std::to_string(other) + " < join floor " + std::to_string(lr.join_floor) + ")";
+    }
+  }
   for (const auto& [ring, s] : sources_) {
     if (!s.reachable || s.queued > 0) continue;
     if (!s.have_guarantee || s.guarantee < key) {
@@ -870,6 +938,7 @@ void MultiRing::TryDeliver(MultiRingOutput& out) {
       if (!s.reachable || s.queued > 0) continue;
       if (!s.have_guarantee || s.guarantee < key) return;
     }
+    if (JoinHeld(key)) return;
     Entry& e = it->second;
     if (e.guarantee == Guarantee::kSafe && !SafeEverywhere(key, e)) return;
     if (delivered_any_ && key <= last_delivered_) Die("delivery out of key order");
@@ -912,6 +981,15 @@ void MultiRing::TryDeliver(MultiRingOutput& out) {
 void MultiRing::HandleTimer(uint64_t now_us, MultiRingOutput& out) {
   (void)now_us;
   if (!is_gateway()) return;
+  bool released = false;
+  for (LocalRing& lr : local_) {
+    if (lr.join_hold && ++lr.join_hold_timers >= kJoinHoldTimers) {
+      lr.join_hold = false;  // no other path carried the ring's messages: go on
+      counters_.join_holds_expired++;
+      released = true;
+    }
+  }
+  if (released) TryDeliver(out);
   for (const LocalRing& lr : local_) {
     if (!lr.regular || lr.state != SyncState::kStamping) continue;
     std::vector<uint8_t> body;

@@ -36,9 +36,35 @@
 // edge in the breadth-first spanning tree of the live ring graph rooted at
 // the message's source ring (ties by ring number, then gateway id), so in
 // any topology (chain, tree, cycle) each ring gets each message once. As a
-// safety net a processor accepts only increasing origin seqs per (source
-// ring, origin node) and drops the rest as duplicates (a gateway also sees
-// its own forwarded copy come back).
+// safety net a processor drops exact copies of a message it accepted as
+// duplicates (a gateway also sees its own forwarded copy come back; a
+// redundant gateway gets each message by both of its rings). The filter
+// keeps, per (source ring, origin node), the origin seqs accepted above a
+// floor; the floor moves up to ids whose key this processor has delivered
+// past (so an unseen id at or below it is late anyway: one origin's
+// messages are stamped in seq order on their source ring), or past a cap
+// of 4096 ids (counted as dedup_overflow). It does not assume one path:
+// copies of one origin's messages may come out of origin order by two
+// paths (a gateway that (re)joined ring 2 gets message k+1 directly on
+// ring 2 and then k, which ring 2 ordered before it joined, forwarded over
+// ring 1). Such a copy is accepted below its source ring's guarantee
+// (counted as reordered_accepted) as long as its key is above the last
+// delivered one, and dropped as late (counted) if not. Per path a ring's
+// messages come in order (each gateway forwards in its acceptance order,
+// as in the paper); across paths they need not, and the direct message
+// raised the source's guarantee past the missing ones. So a gateway that
+// joins a configuration of one of its rings r with members it was not
+// with (or its first one) holds back, once the Sync round ends, every key
+// above the highest timestamp of r's messages in its other rings' streams
+// until that reaches the round's sync floor (every message r ordered
+// before the join has a timestamp at or below it, everything after is
+// above): the copies of what r ordered before the join come by the other
+// rings in r's order (its own forwards of r's new messages come back that
+// way too). If the other streams carry nothing of r for 8 guarantee
+// intervals (no live path), the hold ends (counted as
+// join_holds_expired); what comes later below the last delivered key is
+// late. A copy forwarded before this processor joined the other ring is
+// never received here: the limits below.
 //
 // Gateway failover. Every gateway retains what it accepted until every
 // reachable ring's Guarantee Vector reported it. When the tree changes so
@@ -78,9 +104,11 @@
 // (what still comes from them is delivered in key order if it is not late);
 // rings that come back are waited for again from this processor's last
 // delivered key on. Safety never depends on the topology view: a message
-// whose key is not above the last delivered one, or above its source ring's
-// guarantee, is dropped as late (counted); the view only decides what is
-// waited for (liveness) and where gateways forward.
+// whose key is not above the last delivered one is dropped as late
+// (counted), and one that is, but below its source ring's guarantee (it
+// came by another path, see Forwarding), is queued without lowering it;
+// the view only decides what is waited for (liveness) and where gateways
+// forward.
 //
 // Filtering by destination. A data message may name destination rings
 // (none: every ring). It is delivered to the application only by the
@@ -167,6 +195,11 @@
 // messages between them (never in a different order). A component whose
 // members all crashed stays in the table until a report sharing a member
 // replaces it; it leaves the configuration once no live gateway links it.
+// A copy accepted out of its source's order (reordered_accepted) is
+// forwarded on like any other, so the ring behind that gateway may carry
+// it after a later message of its source; a Guarantee Vector of that ring
+// may then report the later timestamp before the copy is in its stream
+// (only the safe-delivery wait for that one message is shortened).
 #ifndef TOTEM_CORE_MULTI_RING_H_
 #define TOTEM_CORE_MULTI_RING_H_
 
@@ -310,9 +343,17 @@ struct MultiRingCounters {
   uint64_t retained_overflow = 0;  // retained messages dropped past the bound
   uint64_t guarantee_vectors_sent = 0;
   uint64_t duplicates_dropped = 0;
-  // Key <= the last delivered one or <= its source ring's guarantee: a copy
-  // that came another way while the topology changed, or concurrent with a
-  // split.
+  // Accepted below its source ring's guarantee: a copy that came by another
+  // path after a later message of its source (a gateway's join window).
+  uint64_t reordered_accepted = 0;
+  // Accepted ids forgotten by the duplicate filter's cap (per source ring
+  // and origin) before they were delivered past.
+  uint64_t dedup_overflow = 0;
+  // Join holds (see "Forwarding") that ended after 8 guarantee intervals
+  // without the other paths catching up.
+  uint64_t join_holds_expired = 0;
+  // Key <= the last delivered one: a copy that came another way while the
+  // topology changed or a gateway joined, or concurrent with a split.
   uint64_t late_dropped = 0;
   uint64_t unreachable_accepted = 0;  // from a ring this processor does not wait for
   uint64_t malformed_dropped = 0;
@@ -412,6 +453,12 @@ class MultiRing {
     uint64_t prev_eff = 0;
     std::vector<std::pair<std::vector<uint8_t>, bool>> held;  // frame, safe delivery
     std::map<RingNumber, uint64_t> seen;  // highest timestamp per source in this stream
+    // Join hold (see "Forwarding" above): set when the Sync round of a
+    // configuration this processor joined ends, on a gateway.
+    bool joining = false;
+    bool join_hold = false;
+    uint64_t join_floor = 0;  // the round's sync floor
+    uint32_t join_hold_timers = 0;
   };
   struct Presence {
     bool have_version = false;
@@ -458,6 +505,12 @@ class MultiRing {
   bool NeedsPayload(const TreeMap& tree, RingNumber source, RingNumber toward,
                     std::span<const RingNumber> destinations) const;
   bool SafeEverywhere(const MessageKey& key, const Entry& e) const;
+  // The highest timestamp of `lr`'s ring's messages in the streams of this
+  // processor's other rings.
+  uint64_t OtherPaths(const LocalRing& lr) const;
+  // True if a join hold keeps `key` back (and ends the holds whose other
+  // paths caught up).
+  bool JoinHeld(const MessageKey& key);
   void TryDeliver(MultiRingOutput& out);
   // Global configurations (see the header comment): what a Guarantee Vector
   // of `source` says about views; delivering a report or a Resync.
@@ -487,7 +540,15 @@ class MultiRing {
   // recv_[r][s]: a Guarantee Vector of ring r said its members have every
   // message from s up to this timestamp.
   std::map<RingNumber, std::map<RingNumber, uint64_t>> recv_;
-  std::map<std::pair<RingNumber, NodeId>, uint64_t> highest_seq_;  // dedup
+  // Duplicate filter, per (source ring, origin): the origin seqs accepted
+  // (with their effective timestamps) above a floor. An id at or below the
+  // floor was accepted or is late (the floor only moves to ids whose key is
+  // at or below the last delivered key, or past the cap, counted).
+  struct AcceptedIds {
+    uint64_t floor = 0;
+    std::map<uint64_t, uint64_t> above;  // origin seq -> effective timestamp
+  };
+  std::map<std::pair<RingNumber, NodeId>, AcceptedIds> accepted_;
   std::map<MessageKey, Entry> queue_;
   bool delivered_any_ = false;
   MessageKey last_delivered_;

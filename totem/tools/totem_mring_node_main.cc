@@ -404,15 +404,17 @@ int main(int argc, char** argv) {
     if (lat.empty()) return 0;
     return lat[std::min(lat.size() - 1, static_cast<size_t>(p * static_cast<double>(lat.size())))];
   };
-  std::printf("DONE node=%u sent=%" PRIu64 " delivered=%" PRIu64 " order_violations=%" PRIu64
-              " fifo_violations=%" PRIu64 " lat_n=%zu lat_mean_us=%" PRIu64 " lat_p50_us=%" PRIu64
-              " lat_p99_us=%" PRIu64 " forwarded=%" PRIu64 " reforwarded=%" PRIu64
-              " duplicates_dropped=%" PRIu64 " late_dropped=%" PRIu64
-              " transitional_dropped=%" PRIu64 " unsynced_dropped=%" PRIu64
-              " guarantee_vectors_sent=%" PRIu64 " topology_delivered=%" PRIu64 "\n",
-              o.id, sent.load(), st.delivered, st.order_violations, st.fifo_violations, lat.size(),
-              lat.empty() ? 0 : sum / lat.size(), pct(0.5), pct(0.99), c.forwarded, c.reforwarded,
-              c.duplicates_dropped, c.late_dropped, c.transitional_dropped, c.unsynced_dropped,
-              c.guarantee_vectors_sent, c.topology_delivered);
+  std::printf(
+      "DONE node=%u sent=%" PRIu64 " delivered=%" PRIu64 " order_violations=%" PRIu64
+      " fifo_violations=%" PRIu64 " lat_n=%zu lat_mean_us=%" PRIu64 " lat_p50_us=%" PRIu64
+      " lat_p99_us=%" PRIu64 " forwarded=%" PRIu64 " reforwarded=%" PRIu64
+      " duplicates_dropped=%" PRIu64 " late_dropped=%" PRIu64 " transitional_dropped=%" PRIu64
+      " unsynced_dropped=%" PRIu64 " guarantee_vectors_sent=%" PRIu64 " topology_delivered=%" PRIu64
+      " reordered_accepted=%" PRIu64 " dedup_overflow=%" PRIu64 " join_holds_expired=%" PRIu64 "\n",
+      o.id, sent.load(), st.delivered, st.order_violations, st.fifo_violations, lat.size(),
+      lat.empty() ? 0 : sum / lat.size(), pct(0.5), pct(0.99), c.forwarded, c.reforwarded,
+      c.duplicates_dropped, c.late_dropped, c.transitional_dropped, c.unsynced_dropped,
+      c.guarantee_vectors_sent, c.topology_delivered, c.reordered_accepted, c.dedup_overflow,
+      c.join_holds_expired);
   return (st.order_violations != 0 || st.fifo_violations != 0) ? 4 : 0;
 }
