@@ -36,11 +36,15 @@ constexpr const char* kUsage = R"(usage: totem-mring-sim [options]
                          uses the lower id; the other takes over when it fails)
   --gv-interval-us N     guarantee vector period (default 20000)
   --max-time-ms N        virtual-time limit (default 20000)
+  --groups               process groups on every processor: random joins,
+                         leaves, group multicasts; group checks (see
+                         totem/sim/group_checker.h)
+  --group-ops N          group operations per run with --groups (default 80)
   --trace                print every event (single seed only)
   --digest               print each run's digest
   --inject-fault NAME    swap-deliveries | skew-forwarded | drop-delivery |
                          ignore-destinations | config-members | repeat-config |
-                         stop-configs:
+                         stop-configs | wrong-group-join (needs --groups):
                          break the run on purpose (checker test)
   --expect-violation     exit 0 only if EVERY run reports a violation
 )";
@@ -94,6 +98,8 @@ int main(int argc, char** argv) {
       base.redundant_gateway = true;
     } else if (flag == "--overlap") {
       base.overlap = true;
+    } else if (flag == "--groups") {
+      base.groups = true;
     } else if (flag == "--expect-violation") {
       expect_violation = true;
     } else if (!value(&v)) {
@@ -132,6 +138,9 @@ int main(int argc, char** argv) {
     } else if (flag == "--gv-interval-us") {
       if (!ParseU64(v, &n)) return Usage("bad --gv-interval-us " + v);
       base.guarantee_interval_us = n;
+    } else if (flag == "--group-ops") {
+      if (!ParseU64(v, &n) || n > 100000) return Usage("bad --group-ops " + v);
+      base.group_ops = static_cast<uint32_t>(n);
     } else if (flag == "--max-time-ms") {
       if (!ParseU64(v, &n)) return Usage("bad --max-time-ms " + v);
       base.max_time_ms = n;
@@ -146,6 +155,10 @@ int main(int argc, char** argv) {
            stubs = 0, stub_at_destination = 0;
   unsigned long long configurations = 0, resyncs = 0, vs_mismatches = 0, divergent = 0,
                      seq_ties = 0;
+  unsigned long long g_joins = 0, g_leaves = 0, g_multicasts = 0, g_resubmits = 0, g_views = 0,
+                     g_deliveries = 0, g_missed_no_stream = 0, g_missed_by_layer = 0,
+                     g_syncs_forced = 0, g_hold_dropped = 0, g_unmet = 0, g_views_diverged = 0,
+                     g_states_diverged = 0, g_stalled = 0;
   for (uint64_t seed = seed_lo; seed <= seed_hi; ++seed) {
     MultiSimOptions o = base;
     o.seed = seed;
@@ -174,6 +187,20 @@ int main(int argc, char** argv) {
     vs_mismatches += r.vs_set_mismatches;
     divergent += r.divergent_keys;
     seq_ties += r.seq_ties;
+    g_joins += r.group_joins;
+    g_leaves += r.group_leaves;
+    g_multicasts += r.group_multicasts;
+    g_resubmits += r.group_resubmits;
+    g_views += r.group_views;
+    g_deliveries += r.group_deliveries;
+    g_missed_no_stream += r.group_missed_no_stream;
+    g_missed_by_layer += r.group_missed_by_layer;
+    g_syncs_forced += r.group_syncs_forced;
+    g_hold_dropped += r.group_hold_dropped;
+    g_unmet += r.group_unmet;
+    g_views_diverged += r.group_views_diverged;
+    g_states_diverged += r.group_states_diverged;
+    g_stalled += r.group_stalled_syncs;
     if (digest) {
       std::printf("seed=%llu digest=%016llx\n", static_cast<unsigned long long>(seed),
                   static_cast<unsigned long long>(r.digest));
@@ -189,6 +216,16 @@ int main(int argc, char** argv) {
           r.first_violation.c_str(), original.c_str(), static_cast<unsigned long long>(seed),
           totem::sim::MultiTopologyName(o.topology), o.rings);
     }
+  }
+  if (base.groups) {
+    std::printf(
+        "groups: joins=%llu leaves=%llu multicasts=%llu resubmits=%llu views=%llu "
+        "deliveries=%llu missed_no_stream=%llu missed_by_layer=%llu syncs_forced=%llu "
+        "hold_dropped=%llu unmet_at_end=%llu views_diverged=%llu states_diverged=%llu "
+        "stalled_syncs=%llu\n",
+        g_joins, g_leaves, g_multicasts, g_resubmits, g_views, g_deliveries, g_missed_no_stream,
+        g_missed_by_layer, g_syncs_forced, g_hold_dropped, g_unmet, g_views_diverged,
+        g_states_diverged, g_stalled);
   }
   std::printf(
       "runs=%llu submitted=%llu incomplete=%llu deliveries=%llu topology_events=%llu "

@@ -16,9 +16,13 @@
 #include <vector>
 
 #include "totem/config.h"
+#include "totem/core/global_evs.h"
+#include "totem/core/group_routing.h"
 #include "totem/core/multi_ring.h"
 #include "totem/core/output.h"
+#include "totem/core/process_groups.h"
 #include "totem/core/single_ring.h"
+#include "totem/sim/group_checker.h"
 #include "totem/sim/random.h"
 
 namespace totem::sim {
@@ -66,6 +70,8 @@ const char* MultiInjectionName(MultiInjection i) {
       return "repeat-config";
     case MultiInjection::kStopConfigurations:
       return "stop-configs";
+    case MultiInjection::kWrongGroupJoin:
+      return "wrong-group-join";
   }
   return "unknown";
 }
@@ -75,7 +81,7 @@ bool ParseMultiInjection(const std::string& name, MultiInjection* out) {
        {MultiInjection::kNone, MultiInjection::kSwapDeliveries, MultiInjection::kSkewForwarded,
         MultiInjection::kDropDelivery, MultiInjection::kIgnoreDestinations,
         MultiInjection::kConfigMembers, MultiInjection::kRepeatConfiguration,
-        MultiInjection::kStopConfigurations}) {
+        MultiInjection::kStopConfigurations, MultiInjection::kWrongGroupJoin}) {
     if (name == MultiInjectionName(i)) {
       *out = i;
       return true;
@@ -118,6 +124,9 @@ std::string ValidateMultiOptions(const MultiSimOptions& o) {
   if (o.filter_fraction < 0 || o.filter_fraction > 1) return "--filter-fraction must be in [0, 1]";
   if (o.guarantee_interval_us == 0) return "--gv-interval-us must be > 0";
   if (o.max_episodes == 0) return "--episodes must be >= 1";
+  if (o.inject == MultiInjection::kWrongGroupJoin && !o.groups) {
+    return "--inject-fault wrong-group-join needs --groups";
+  }
   return "";
 }
 
@@ -129,6 +138,7 @@ constexpr uint64_t kLatencyUs = 100;
 constexpr uint64_t kJitterUs = 50;
 constexpr uint64_t kCheckEveryUs = 10 * kMs;
 constexpr uint64_t kProbeEveryUs = 200 * kMs;
+constexpr uint64_t kGroupSyncGraceUs = 1000 * kMs;
 
 // Payload of workload message `n`: n (8 bytes) then filler derived from n.
 std::vector<uint8_t> WorkloadPayload(uint64_t n) {
@@ -144,7 +154,8 @@ using MessageId = std::pair<NodeId, uint64_t>;  // origin, origin seq
 
 class Sim {
  public:
-  explicit Sim(const MultiSimOptions& o) : o_(o), rnd_(o.seed) {}
+  explicit Sim(const MultiSimOptions& o)
+      : o_(o), rnd_(o.seed), groups_([this](const std::string& what) { Fail(what); }) {}
   MultiRunResult Run();
 
  private:
@@ -247,10 +258,27 @@ class Sim {
     // The multi-ring Lamport clock at the crash, passed back at the restart
     // (MultiRingConfig::initial_clock; a real driver reserves ahead).
     uint64_t clock_mark = 0;
+    // --groups, per incarnation: the layer, the last global configuration
+    // as an EVS regular event and its rings' members, the groups asked for.
+    std::unique_ptr<core::ProcessGroups> pg;
+    bool have_global = false;
+    ConfigurationEvent last_regular;
+    std::map<RingNumber, std::vector<NodeId>> ring_members;
+    std::set<std::string> desired;
   };
 
   struct Event {
-    enum Kind : uint8_t { kFrame, kRingTimer, kMultiTimer, kSubmit, kFault, kRetry, kCheck };
+    enum Kind : uint8_t {
+      kFrame,
+      kRingTimer,
+      kMultiTimer,
+      kSubmit,
+      kFault,
+      kRetry,
+      kCheck,
+      kGroupOp,      // a random join, leave or group multicast
+      kGroupSubmit,  // a state message or re-sent join/leave of `node`
+    };
     uint64_t time = 0;
     uint64_t order = 0;
     Kind kind = kFrame;
@@ -311,6 +339,17 @@ class Sim {
   // (c): the sets of messages between consecutive configurations.
   void CheckVirtualSynchrony();
   void CheckDelivery(Node& n, const core::MultiDelivery& d);
+  // --groups: the stream input to `n`'s layer and its group events.
+  void GroupDeliver(Node& n, const core::MultiDelivery& d);
+  void GroupConfiguration(Node& n, const core::GlobalConfiguration& c);
+  void GroupDispatch(Node& n, core::GroupOutput out, const MessageKey& point);
+  void GroupOp();
+  void GroupSubmit(Node& n, const std::vector<uint8_t>& bytes,
+                   const std::vector<RingNumber>& destinations);
+  // Submits `bytes` for `n` once the current input returns.
+  void GroupSubmitLater(Node& n, std::vector<uint8_t> bytes);
+  bool GroupsQuiet() const;
+  void GroupFinalChecks();
   // kSkewForwarded: lowers the effective timestamp (bytes 28-35) of the
   // first forwarded data envelope for every ring (flags and destination
   // count, bytes 36-37, zero) submitted after the workload started.
@@ -398,6 +437,12 @@ class Sim {
   std::map<std::pair<RingNumber, bool>, std::vector<uint64_t>> probes_;
   std::map<uint64_t, std::vector<RingNumber>> destinations_;  // workload number -> rings
   uint64_t next_workload_ = 0;
+  // --groups.
+  GroupChecker groups_;
+  std::vector<std::string> group_names_;
+  uint64_t next_gm_ = 0;
+  std::map<uint64_t, std::vector<std::string>> gm_groups_;  // multicast -> groups
+  uint64_t group_submits_queued_ = 0;
   uint64_t digest_ = 0x243F6A8885A308D3ull;
   MultiRunResult res_;
 };
@@ -461,6 +506,14 @@ void Sim::StartNode(Node& n) {
   n.gen++;
   n.proc = static_cast<uint32_t>(procs_.size());
   procs_.push_back(Proc{n.id, n.gen, false, {}, {}, {}, {}, {}});
+  if (o_.groups) {
+    n.pg = std::make_unique<core::ProcessGroups>(n.id);
+    n.have_global = false;
+    n.last_regular = ConfigurationEvent{};
+    n.ring_members.clear();
+    n.desired.clear();
+    groups_.AddProcessor(n.proc, n.id);
+  }
   core::MultiRingConfig mc;
   mc.node_id = n.id;
   mc.local_rings = n.rings;
@@ -500,6 +553,8 @@ void Sim::CrashNode(Node& n) {
   n.mr_out.reset();
   n.pending.clear();
   n.retry_armed = false;
+  n.pg.reset();
+  n.desired.clear();
 }
 
 void Sim::Flush(Node& n) {
@@ -627,6 +682,16 @@ void Sim::Handle(Event& e) {
       return;
     case Event::kCheck:
       return;
+    case Event::kGroupOp:
+      GroupOp();
+      return;
+    case Event::kGroupSubmit: {
+      group_submits_queued_--;
+      Node& n = NodeById(e.node);
+      if (!n.up || n.gen != e.gen) return;
+      GroupSubmit(n, e.bytes, {});
+      return;
+    }
   }
 }
 
@@ -683,6 +748,10 @@ bool Sim::Record(Node& n, const MessageKey& key) {
 }
 
 void Sim::OnDeliver(Node& n, const core::MultiDelivery& d) {
+  if (o_.groups && core::DecodeGroupMessage(d.payload).ok()) {
+    GroupDeliver(n, d);  // workload payloads never decode (byte 1 is not 1)
+    return;
+  }
   if (o_.inject == MultiInjection::kDropDelivery && !injected_ && now_ >= final_wave_us_) {
     injected_ = true;  // a final-wave message: liveness must miss it
     return;
@@ -765,6 +834,7 @@ void Sim::OnTopology(Node& n, const core::TopologyEvent& ev) {
 
 void Sim::OnConfiguration(Node& n, const core::GlobalConfiguration& c) {
   res_.configurations++;
+  if (o_.groups) GroupConfiguration(n, c);
   if (configs_stopped_.count(n.id)) return;
   if (o_.inject == MultiInjection::kStopConfigurations && !injected_ && now_ >= kWorkloadStartUs) {
     injected_ = true;  // from now on this node's configurations are lost
@@ -970,7 +1040,10 @@ bool Sim::Done() {
       }
     }
   }
-  return ConfigurationsDisagree().empty();
+  // A processor that lost a state message stays in its state exchange until
+  // the next configuration (process_groups.h): wait a while, then count it.
+  return ConfigurationsDisagree().empty() &&
+         (GroupsQuiet() || now_ >= final_wave_us_ + kGroupSyncGraceUs);
 }
 
 void Sim::FinalChecks() {
@@ -1012,6 +1085,215 @@ void Sim::FinalChecks() {
       }
     }
   }
+}
+
+void Sim::GroupDeliver(Node& n, const core::MultiDelivery& d) {
+  res_.deliveries++;
+  if (!Record(n, d.key)) return;
+  StatusOr<core::GroupMessage> m = core::DecodeGroupMessage(d.payload);
+  std::vector<uint8_t> bytes(d.payload.begin(), d.payload.end());
+  if (m.value().type == core::GroupMessageType::kMulticast) {
+    if (m.value().payload.size() < 8) {
+      Fail("node " + std::to_string(n.id) + " delivered a group multicast without its number");
+      return;
+    }
+    uint64_t gm = 0;
+    for (size_t i = 0; i < 8; ++i) gm |= static_cast<uint64_t>(m.value().payload[i]) << (8 * i);
+    groups_.NoteMessageKey(gm, d.key);
+    groups_.NoteStreamDelivery(n.proc, gm);
+  } else {
+    groups_.NoteMembership(n.proc, d.key);
+  }
+  if (o_.inject == MultiInjection::kWrongGroupJoin && !injected_ && now_ >= kWorkloadStartUs &&
+      m.value().type == core::GroupMessageType::kJoin) {
+    // A group nobody joins: nothing the workload does repairs the damage.
+    injected_ = true;
+    bytes = core::EncodeGroupJoin("g" + std::to_string(group_names_.size())).value();
+  }
+  Delivery delivery;
+  delivery.config_id = d.config;
+  delivery.config_kind = ConfigurationKind::kRegular;
+  delivery.sender = d.key.origin;
+  delivery.guarantee = d.guarantee;
+  delivery.payload = bytes;
+  GroupDispatch(n, n.pg->OnDelivery(delivery), d.key);
+}
+
+void Sim::GroupConfiguration(Node& n, const core::GlobalConfiguration& c) {
+  if (!n.pg) return;
+  groups_.NoteConfiguration(n.proc, c.id, c.key);
+  const std::vector<ConfigurationEvent> events =
+      core::GlobalEvsEvents(n.have_global ? &n.last_regular : nullptr, c);
+  n.ring_members = c.ring_members;
+  for (const ConfigurationEvent& e : events) {
+    if (e.kind == ConfigurationKind::kRegular) {
+      n.last_regular = e;
+      n.have_global = true;
+    }
+  }
+  for (const ConfigurationEvent& e : events) GroupDispatch(n, n.pg->OnConfiguration(e), c.key);
+  if (events.empty()) return;
+  // Joins and leaves lost around a ring change: re-sent, as GroupNode does.
+  const auto& own = n.pg->own_groups();
+  for (const std::string& g : n.desired) {
+    if (own.count(g) == 0) {
+      res_.group_resubmits++;
+      GroupSubmitLater(n, core::EncodeGroupJoin(g).value());
+    }
+  }
+  for (const std::string& g : own) {
+    if (n.desired.count(g) == 0) {
+      res_.group_resubmits++;
+      GroupSubmitLater(n, core::EncodeGroupLeave(g).value());
+    }
+  }
+}
+
+void Sim::GroupDispatch(Node& n, core::GroupOutput out, const MessageKey& point) {
+  if (out.send.has_value()) GroupSubmitLater(n, std::move(*out.send));
+  for (const core::GroupEvent& e : out.events) {
+    if (const auto* view = std::get_if<GroupView>(&e)) {
+      if (o_.trace) {
+        std::string members;
+        for (NodeId m : view->members) members += " " + std::to_string(m);
+        *o_.trace << now_ << " n" << n.id << " group view " << view->group << " at ts "
+                  << point.timestamp << ":" << members << "\n";
+      }
+      groups_.OnView(n.proc, point, *view);
+      continue;
+    }
+    const auto& d = std::get<core::GroupDeliveryEvent>(e);
+    if (d.payload.size() < 8 || d.sender == kNoNode) {
+      Fail("node " + std::to_string(n.id) + " delivered a malformed group multicast");
+      continue;
+    }
+    uint64_t gm = 0;
+    for (size_t i = 0; i < 8; ++i) gm |= static_cast<uint64_t>(d.payload[i]) << (8 * i);
+    if (o_.trace) {
+      *o_.trace << now_ << " n" << n.id << " group deliver #g" << gm << " at ts " << point.timestamp
+                << "\n";
+    }
+    groups_.OnDelivery(n.proc, point, gm, d.groups);
+  }
+}
+
+void Sim::GroupSubmitLater(Node& n, std::vector<uint8_t> bytes) {
+  Event e;
+  e.time = now_;
+  e.kind = Event::kGroupSubmit;
+  e.node = n.id;
+  e.gen = n.gen;
+  e.bytes = std::move(bytes);
+  group_submits_queued_++;
+  Push(std::move(e));
+}
+
+void Sim::GroupSubmit(Node& n, const std::vector<uint8_t>& bytes,
+                      const std::vector<RingNumber>& destinations) {
+  const Status st = n.mr->Submit(bytes, Guarantee::kAgreed, destinations, now_, *n.mr_out);
+  if (!st.ok()) {
+    Fail("node " + std::to_string(n.id) + " group submit failed: " + st.ToString());
+    return;
+  }
+  Flush(n);
+}
+
+void Sim::GroupOp() {
+  std::vector<Node*> up;
+  for (Node& n : nodes_) {
+    if (n.up && n.pg) up.push_back(&n);
+  }
+  if (up.empty()) return;
+  Node& n = *up[rnd_.Below(up.size())];
+  const uint64_t action = rnd_.Below(100);
+  const std::string& g = group_names_[rnd_.Below(group_names_.size())];
+  if (action < 35 || (action < 60 && n.desired.empty())) {
+    n.desired.insert(g);
+    res_.group_joins++;
+    if (o_.trace) *o_.trace << now_ << " n" << n.id << " join " << g << "\n";
+    GroupSubmit(n, core::EncodeGroupJoin(g).value(), {});
+    return;
+  }
+  if (action < 60) {
+    auto it = n.desired.begin();
+    std::advance(it, static_cast<long>(rnd_.Below(n.desired.size())));
+    const std::string leave = *it;
+    n.desired.erase(it);
+    res_.group_leaves++;
+    if (o_.trace) *o_.trace << now_ << " n" << n.id << " leave " << leave << "\n";
+    GroupSubmit(n, core::EncodeGroupLeave(leave).value(), {});
+    return;
+  }
+  std::vector<std::string> groups{g};
+  if (rnd_.Chance(0.4)) {
+    const std::string& other = group_names_[rnd_.Below(group_names_.size())];
+    if (other != g) groups.push_back(other);
+  }
+  const uint64_t gm = next_gm_++;
+  std::vector<uint8_t> payload(8 + rnd_.Below(32));
+  for (size_t i = 0; i < payload.size(); ++i) {
+    payload[i] = i < 8 ? static_cast<uint8_t>(gm >> (8 * i)) : static_cast<uint8_t>(gm + i);
+  }
+  // Routed like GroupNode::Multicast: by the origin's ordered state.
+  core::GroupRoute route;
+  if (!n.have_global) {
+    route.everywhere = true;
+  } else {
+    std::vector<NodeId> members;
+    for (const std::string& name : groups) {
+      const std::vector<NodeId> of = n.pg->MembersOf(name);
+      members.insert(members.end(), of.begin(), of.end());
+    }
+    route = core::RouteGroupMulticast(n.ring_members, std::move(members), n.rings.front());
+  }
+  gm_groups_[gm] = groups;
+  res_.group_multicasts++;
+  if (o_.trace) *o_.trace << now_ << " n" << n.id << " multicast #g" << gm << "\n";
+  GroupSubmit(n, core::EncodeGroupMulticast(groups, payload).value(),
+              route.everywhere ? std::vector<RingNumber>{} : route.rings);
+}
+
+bool Sim::GroupsQuiet() const {
+  if (!o_.groups) return true;
+  if (group_submits_queued_ > 0) return false;
+  for (const Node& n : nodes_) {
+    if (n.up && n.pg && n.pg->syncing()) return false;
+  }
+  return true;
+}
+
+void Sim::GroupFinalChecks() {
+  if (res_.ok) groups_.Finish(gm_groups_);
+  if (res_.ok && group_submits_queued_ == 0 && ConfigurationsDisagree().empty()) {
+    // (e) over the processors done with their state exchange.
+    std::map<uint32_t, std::map<std::string, std::vector<NodeId>>> states;
+    std::set<NodeId> live;
+    for (const Node& n : nodes_) {
+      if (!n.up || !n.pg) continue;
+      live.insert(n.id);
+      if (n.pg->syncing()) {
+        res_.group_stalled_syncs++;
+      } else {
+        states[n.proc] = n.pg->Snapshot();
+      }
+    }
+    groups_.CheckQuiescent(states, live);
+  }
+  for (const Node& n : nodes_) {
+    if (!n.pg) continue;
+    res_.group_syncs_forced += n.pg->counters().syncs_forced;
+    res_.group_hold_dropped += n.pg->counters().drop_hold_full;
+    if (n.up && !std::equal(n.desired.begin(), n.desired.end(), n.pg->own_groups().begin(),
+                            n.pg->own_groups().end())) {
+      res_.group_unmet++;
+    }
+  }
+  res_.group_views = groups_.counts().views;
+  res_.group_deliveries = groups_.counts().deliveries;
+  res_.group_missed_no_stream = groups_.counts().missed_no_stream;
+  res_.group_missed_by_layer = groups_.counts().missed_by_layer;
+  res_.group_views_diverged = groups_.counts().views_diverged;
+  res_.group_states_diverged = groups_.counts().states_diverged;
 }
 
 MultiRunResult Sim::Run() {
@@ -1072,6 +1354,16 @@ MultiRunResult Sim::Run() {
     Push(std::move(e));
   }
   const uint64_t spread_end = stable_us_ + 200 * kMs;
+  if (o_.groups) {
+    const uint64_t count = rnd_.Range(3, 4);
+    for (uint64_t i = 0; i < count; ++i) group_names_.push_back("g" + std::to_string(i));
+    for (uint32_t i = 0; i < o_.group_ops; ++i) {
+      Event e;
+      e.time = rnd_.Range(kWorkloadStartUs, spread_end);
+      e.kind = Event::kGroupOp;
+      Push(std::move(e));
+    }
+  }
   for (uint32_t i = 0; i < o_.messages; ++i) {
     Event e;
     e.time = rnd_.Range(kWorkloadStartUs, spread_end);
@@ -1130,6 +1422,16 @@ MultiRunResult Sim::Run() {
     if (why.empty() && !ConfigurationsDisagree().empty()) {
       why = "global configurations: " + ConfigurationsDisagree();
     }
+    if (why.empty() && !GroupsQuiet()) {
+      why = "groups: state submits queued " + std::to_string(group_submits_queued_);
+      for (const Node& n : nodes_) {
+        if (n.up && n.pg && n.pg->syncing()) {
+          why += "; node " + std::to_string(n.id) + " still exchanging group state (" +
+                 n.pg->counters().ToString() + ")";
+          break;
+        }
+      }
+    }
     if (why.empty()) {
       for (const auto& [number, at] : delivered_at_) {
         for (const Node& n : nodes_) {
@@ -1146,6 +1448,7 @@ MultiRunResult Sim::Run() {
   }
   if (res_.ok) FinalChecks();
   if (res_.ok) CheckVirtualSynchrony();
+  if (o_.groups) GroupFinalChecks();
   // Messages some never-crashed processor did not deliver (lost at a
   // configuration change or a gateway failover; only reported).
   for (const auto& [number, at] : delivered_at_) {

@@ -39,6 +39,16 @@
 // around topology changes, a documented limit) and fail only strict runs;
 // (d) liveness: the run ends only once every processor that is up has the
 // same last configuration, whose members are exactly the nodes that are up.
+//
+// Process groups (--groups): every processor also runs a ProcessGroups
+// layer on its MultiRing exactly like GroupNode::StartMultiRing (global
+// configurations as EVS events, sender = the key's origin, multicasts routed
+// by group_routing.h, joins and leaves not yet applied re-sent at each new
+// configuration, state messages submitted); random live processors join and
+// leave 3-4 groups and multicast to one or two of them. group_checker.h
+// lists the checks; with --groups the run also waits for every live layer
+// to finish its state exchange (for at most 1 s of virtual time: a lost
+// state message stalls it until the next configuration; counted).
 #ifndef TOTEM_SIM_MULTI_RING_SIM_H_
 #define TOTEM_SIM_MULTI_RING_SIM_H_
 
@@ -79,6 +89,9 @@ enum class MultiInjection : uint8_t {
   kConfigMembers,
   kRepeatConfiguration,
   kStopConfigurations,
+  // --groups: one processor applies the first join it delivers after the
+  // workload starts to another group than the one named (one nobody joins).
+  kWrongGroupJoin,
 };
 const char* MultiInjectionName(MultiInjection i);
 bool ParseMultiInjection(const std::string& name, MultiInjection* out);
@@ -100,6 +113,11 @@ struct MultiSimOptions {
   uint64_t guarantee_interval_us = 20000;
   uint64_t max_time_ms = 20000;  // virtual-time limit (a liveness violation)
   MultiInjection inject = MultiInjection::kNone;
+  // Process groups (group_checker.h): a ProcessGroups layer on every
+  // processor over its MultiRing, as GroupNode::StartMultiRing runs it, with
+  // `group_ops` random joins, leaves and group multicasts of 3-4 groups.
+  bool groups = false;
+  uint32_t group_ops = 80;
   std::ostream* trace = nullptr;
 };
 
@@ -141,6 +159,31 @@ struct MultiRunResult {
   // only two parts of a partitioned ring stamp one timestamp; the id's
   // digest then orders them arbitrarily (multi_ring.h).
   uint64_t seq_ties = 0;
+  // --groups (group_checker.h): submitted joins/leaves/multicasts, joins
+  // and leaves re-sent at new configurations, group views and deliveries,
+  // members that missed a group message (no stream copy: routing gap or a
+  // multi-ring drop; or the layer did not deliver it), syncs forced by a
+  // configuration change, and processors whose joined groups at the end are
+  // not the ones asked for (a lost join or leave not re-sent yet).
+  uint64_t group_joins = 0;
+  uint64_t group_leaves = 0;
+  uint64_t group_multicasts = 0;
+  uint64_t group_resubmits = 0;
+  uint64_t group_views = 0;
+  uint64_t group_deliveries = 0;
+  uint64_t group_missed_no_stream = 0;
+  uint64_t group_missed_by_layer = 0;
+  uint64_t group_syncs_forced = 0;
+  uint64_t group_hold_dropped = 0;
+  uint64_t group_unmet = 0;
+  // Group views (a) and end states (e) that differ between two processors
+  // the stream brought different membership messages (group_checker.h).
+  uint64_t group_views_diverged = 0;
+  uint64_t group_states_diverged = 0;
+  // Live processors still in a state exchange at the end: one lost a state
+  // message around a ring change and waits for the next configuration
+  // (process_groups.h); (e) skips them.
+  uint64_t group_stalled_syncs = 0;
 };
 
 // Empty if `o` can run; else what is wrong with it.
