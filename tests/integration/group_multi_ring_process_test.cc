@@ -75,16 +75,7 @@ void ExpectConsistentOrder(const std::vector<std::string>& a, const std::vector<
                            const std::string& what) {
   const std::vector<std::string> ma = Msgs(a);
   const std::vector<std::string> mb = Msgs(b);
-  const std::set<std::string> sa(ma.begin(), ma.end());
-  const std::set<std::string> sb(mb.begin(), mb.end());
-  std::vector<std::string> ca;
-  std::vector<std::string> cb;
-  for (const std::string& l : ma) {
-    if (sb.count(l) != 0) ca.push_back(l);
-  }
-  for (const std::string& l : mb) {
-    if (sa.count(l) != 0) cb.push_back(l);
-  }
+  const auto [ca, cb] = testing::SharedInOrder(ma, mb);
   EXPECT_FALSE(ca.empty()) << what;
   EXPECT_EQ(ca, cb) << what;
 }

@@ -23,9 +23,11 @@
 #include <fstream>
 #include <functional>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace totem::testing {
@@ -110,6 +112,22 @@ inline std::string ReadFile(const std::string& path) {
   std::stringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// The elements `a` and `b` have in common, each in its own order: equal
+// results mean the two sequences order their shared elements alike.
+inline std::pair<std::vector<std::string>, std::vector<std::string>> SharedInOrder(
+    const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  const std::set<std::string> sa(a.begin(), a.end());
+  const std::set<std::string> sb(b.begin(), b.end());
+  std::pair<std::vector<std::string>, std::vector<std::string>> out;
+  for (const std::string& l : a) {
+    if (sb.count(l) != 0) out.first.push_back(l);
+  }
+  for (const std::string& l : b) {
+    if (sa.count(l) != 0) out.second.push_back(l);
+  }
+  return out;
 }
 
 // The complete lines of a log file (a process killed with SIGKILL may leave
