@@ -572,10 +572,16 @@ void MultiRing::Accept(int index, Envelope& env, std::span<const uint8_t> body, 
     last.source_ring = r.U32();
     last.origin = r.U32();
     last.origin_seq = r.U64();
+    const uint8_t have_config = r.U8();
+    MessageKey config_key;
+    config_key.timestamp = r.U64();
+    config_key.source_ring = r.U32();
+    config_key.origin = r.U32();
+    config_key.origin_seq = r.U64();
     ViewTable table;
     const bool table_ok = r.ok() && DecodeViewTable(r, config_.rings, &table);
     if (!own_ok || !table_ok || !r.ok() || r.remaining() != 0 || n != vector.size() ||
-        m != present.size() || have_last > 1 ||
+        m != present.size() || have_last > 1 || have_config > 1 ||
         !std::all_of(present.begin(), present.end(), [&](NodeId g) {
           return std::binary_search(own.members.begin(), own.members.end(), g);
         })) {
@@ -583,7 +589,8 @@ void MultiRing::Accept(int index, Envelope& env, std::span<const uint8_t> body, 
       return;
     }
     ReportPresence(env.source_ring, key, present, /*add_only=*/false);
-    AbsorbVectorView(env.source_ring, table, have_last == 1, last, out);
+    AbsorbVectorView(env.source_ring, table, have_last == 1, last, have_config == 1, config_key,
+                     out);
   } else if (env.type == Type::kTopology) {
     Reader r(body);
     const uint8_t kind = r.U8();
@@ -1008,6 +1015,11 @@ void MultiRing::HandleTimer(uint64_t now_us, MultiRingOutput& out) {
     w.U32(last_delivered_.source_ring);
     w.U32(last_delivered_.origin);
     w.U64(last_delivered_.origin_seq);
+    w.U8(have_config_ ? 1 : 0);
+    w.U64(global_.key.timestamp);
+    w.U32(global_.key.source_ring);
+    w.U32(global_.key.origin);
+    w.U64(global_.key.origin_seq);
     EncodeViewTable(view_, w);
     Originate(lr.ring, Type::kGuaranteeVector, Guarantee::kSafe, std::move(body), out);
     counters_.guarantee_vectors_sent++;
@@ -1016,7 +1028,8 @@ void MultiRing::HandleTimer(uint64_t now_us, MultiRingOutput& out) {
 }
 
 void MultiRing::AbsorbVectorView(RingNumber source, const ViewTable& table, bool have_last,
-                                 const MessageKey& last, MultiRingOutput& out) {
+                                 const MessageKey& last, bool have_config,
+                                 const MessageKey& config_key, MultiRingOutput& out) {
   vectors_since_resync_++;
   for (const auto& [ring, components] : table) {
     // A ring this processor knows nothing of, or a report it has passed
@@ -1039,6 +1052,18 @@ void MultiRing::AbsorbVectorView(RingNumber source, const ViewTable& table, bool
     for (const auto& [ring, components] : view_) {
       for (const RingReport& report : components) {
         if (!(last < report.key) && !Covers(table, ring, report)) want = true;
+      }
+    }
+    // Configuration drift: the gateway and this processor both passed the
+    // later of their current configurations' points, yet those differ, so
+    // one of them passed a configuration point without delivering it (its
+    // Resync or report came late there, e.g. while it was not waiting for
+    // that ring) and nothing else would ever line them up again.
+    if (have_config && have_config_ && delivered_any_ && config_key != global_.key) {
+      const MessageKey later = std::max(config_key, global_.key);
+      if (!(last < later) && !(last_delivered_ < later)) {
+        want = true;
+        counters_.configuration_drift_seen++;
       }
     }
   }

@@ -177,7 +177,14 @@
 // differ at the Resync's key (different ids, never the same id with
 // different members), and the newer entry, which this processor has then
 // passed, triggers the next Resync. Tables only grow newer, so after faults
-// stop the views converge.
+// stop the views converge. Equal tables can still leave configurations
+// apart: a processor that was not waiting for a ring drops that ring's
+// Resync as late and never delivers the configuration the others delivered
+// there. So Guarantee Vectors also carry the gateway's current
+// configuration key; when the gateway and the lowest member of its ring
+// have both passed the later of their two configuration keys and the keys
+// differ, one of them missed a configuration point, and that member
+// multicasts a Resync (counted as configuration_drift_seen).
 //
 // Deliberate limits (see the report of issue 6): the paper's agreement on
 // the SET of messages delivered before a topology change is not provided:
@@ -361,6 +368,10 @@ struct MultiRingCounters {
   uint64_t unsynced_dropped = 0;  // the ring reconfigured before its Sync round ended
   // The ring's own messages delivered in a transitional configuration.
   uint64_t transitional_dropped = 0;
+  // A Guarantee Vector showed that its gateway and this processor passed
+  // the later of their current global configurations' points with
+  // different configurations (one missed a configuration): a Resync follows.
+  uint64_t configuration_drift_seen = 0;
   // Filled by the runtime (MultiRingNode): failed writes of the clock file.
   uint64_t clock_persist_errors = 0;
   uint64_t configurations_delivered = 0;
@@ -515,7 +526,8 @@ class MultiRing {
   // Global configurations (see the header comment): what a Guarantee Vector
   // of `source` says about views; delivering a report or a Resync.
   void AbsorbVectorView(RingNumber source, const ViewTable& table, bool have_last,
-                        const MessageKey& last, MultiRingOutput& out);
+                        const MessageKey& last, bool have_config, const MessageKey& config_key,
+                        MultiRingOutput& out);
   void DeliverView(const MessageKey& key, bool resync, MultiRingOutput& out);
 
   const MultiRingConfig config_;
