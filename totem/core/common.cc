@@ -103,9 +103,9 @@ std::vector<std::pair<std::string_view, uint64_t>> Counters::Fields() const {
   };
 }
 
-std::string Counters::ToString() const {
+std::string FormatCounterFields(const std::vector<std::pair<std::string_view, uint64_t>>& fields) {
   std::string s;
-  for (const auto& [name, value] : Fields()) {
+  for (const auto& [name, value] : fields) {
     if (!s.empty()) s += ' ';
     s += name;
     s += '=';
@@ -113,6 +113,8 @@ std::string Counters::ToString() const {
   }
   return s;
 }
+
+std::string Counters::ToString() const { return FormatCounterFields(Fields()); }
 
 Status RingConfig::Validate() const {
   auto bad = [](const std::string& m) { return InvalidArgument("ring config: " + m); };

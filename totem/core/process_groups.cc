@@ -8,6 +8,8 @@
 #include <iterator>
 #include <utility>
 
+#include "totem/counters.h"
+
 namespace totem {
 
 const char* GroupViewReasonName(GroupViewReason r) {
@@ -45,16 +47,7 @@ std::vector<std::pair<std::string_view, uint64_t>> GroupCounters::Fields() const
   };
 }
 
-std::string GroupCounters::ToString() const {
-  std::string s;
-  for (const auto& [name, value] : Fields()) {
-    if (!s.empty()) s += ' ';
-    s += name;
-    s += '=';
-    s += std::to_string(value);
-  }
-  return s;
-}
+std::string GroupCounters::ToString() const { return FormatCounterFields(Fields()); }
 
 }  // namespace totem
 

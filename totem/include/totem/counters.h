@@ -62,6 +62,10 @@ struct Counters {
   std::string ToString() const;  // "key=value key=value ..."
 };
 
+// "name=value name=value ..." of a counter list (Counters::Fields and the
+// other counter structs' Fields).
+std::string FormatCounterFields(const std::vector<std::pair<std::string_view, uint64_t>>& fields);
+
 }  // namespace totem
 
 #endif  // TOTEM_COUNTERS_H_
